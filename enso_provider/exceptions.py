@@ -36,6 +36,9 @@ class EnsoError(AirflowException):
     :param body: the response body, truncated.
     """
 
+    # AirflowException declares an HTTPStatus here; ours is the status Enso answered, if any.
+    status_code: int | None  # type: ignore[assignment]
+
     def __init__(
         self,
         message: str,

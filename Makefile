@@ -1,0 +1,41 @@
+# The two commands of the README: `make demo` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint typecheck unit demo bench screenshots clean
+
+# The venv is (re)built when missing or when the pinned set or the package metadata changed.
+$(STAMP): pyproject.toml constraints.txt
+	@bash scripts/system-deps.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,sql]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q -x
+
+demo: $(STAMP)
+	@echo "make demo arrives with the operator (issue: EnsoBatchEventsOperator)." >&2; exit 1
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_emulator.py
+
+clean:
+	rm -rf $(VENV) .airflow_home .demo .bench build *.egg-info

@@ -1,0 +1,529 @@
+"""EnsoHook: the connection to Enso's API, its credentials, and resilient requests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import orjson
+import requests
+from airflow.sdk import BaseHook
+from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from enso_provider import __version__
+from enso_provider.exceptions import (
+    EnsoAuthError,
+    EnsoConfigError,
+    EnsoConnectionError,
+    EnsoError,
+    EnsoRequestError,
+    EnsoResponseError,
+    EnsoServerError,
+    truncate,
+)
+from enso_provider.get_provider_info import (
+    CONN_FIELDS,
+    DEFAULT_BASE_URL,
+    HIDDEN_FIELDS,
+    PLACEHOLDERS,
+    RELABELING,
+)
+from enso_provider.hooks.auth import TokenCache, access_token_from_login
+from enso_provider.hooks.results import BatchResult, ResponseShapeError, parse_batch_response
+from enso_provider.hooks.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+EVENTS_PATH = "/events/batch"
+LOGIN_PATH = "/auth/system-login"
+USER_AGENT = f"airflow-provider-enso/{__version__}"
+
+
+class _Transient(Exception):
+    """A failure worth another try; carries what the final error needs if retries run out."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        body: str = "",
+        code: int | str | None = None,
+        kind: type[EnsoError] = EnsoServerError,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.body = body
+        self.code = code
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What the hook reads from its connection, resolved once."""
+
+    base_url: str
+    token: str | None
+    client_key: str | None
+    client_secret: str | None
+    timeout: tuple[float, float]
+    verify: bool
+    policy: RetryPolicy
+
+    def __repr__(self) -> str:
+        # The dataclass repr would print the token and the secret.
+        auth = "client_credentials" if self.client_key else "token"
+        return f"_Settings(base_url={self.base_url!r}, auth={auth})"
+
+
+class EnsoHook(BaseHook):
+    """
+    Talks to Enso's API: credentials from an Airflow connection, pooled keep-alive HTTP, retries.
+
+    The connection (type ``enso``) holds the API base URL in Host (``https://api.getenso.ai`` when
+    empty) and either an API token in Password, or a client key in Login with the client secret in
+    Password, exchanged at ``POST /auth/system-login`` for a short-lived token that is cached and
+    refreshed. Extra fields: ``timeout``, ``connect_timeout``, ``max_retries``, ``verify_ssl``.
+    Arguments given here win over the connection's extra fields.
+
+    :param enso_conn_id: the Airflow connection to use.
+    :param timeout: seconds to wait for an answer to one request (read timeout).
+    :param connect_timeout: seconds to wait for a connection to be established.
+    :param max_retries: retries of one request after a network error, a 429 or a 5xx.
+    :param backoff_factor: first wait between tries, in seconds; doubles with each retry (with jitter).
+    :param backoff_max: longest computed wait between two tries, in seconds.
+    :param retry_after_max: longest a ``Retry-After`` header is honoured, in seconds.
+    :param total_wait_max: most time spent waiting across the retries of one request, in seconds.
+    """
+
+    conn_name_attr = "enso_conn_id"
+    default_conn_name = "enso_default"
+    conn_type = "enso"
+    hook_name = "Enso"
+
+    def __init__(
+        self,
+        enso_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        max_retries: int | None = None,
+        backoff_factor: float | None = None,
+        backoff_max: float | None = None,
+        retry_after_max: float | None = None,
+        total_wait_max: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.enso_conn_id = enso_conn_id
+        self._overrides: dict[str, Any] = {
+            "timeout": timeout,
+            "connect_timeout": connect_timeout,
+            "max_retries": max_retries,
+            "backoff_factor": backoff_factor,
+            "backoff_max": backoff_max,
+            "retry_after_max": retry_after_max,
+            "total_wait_max": total_wait_max,
+        }
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"EnsoHook(enso_conn_id={self.enso_conn_id!r})"
+
+    # -- the connection form ------------------------------------------------------------------------
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabel and hide the standard fields (Airflow 3.0/3.1; 3.2+ reads provider info)."""
+        return {
+            "hidden_fields": list(HIDDEN_FIELDS),
+            "relabeling": dict(RELABELING),
+            "placeholders": {k: v for k, v in PLACEHOLDERS.items() if k in RELABELING},
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields of the connection form (Airflow 3.0/3.1; 3.2+ reads provider info)."""
+        from wtforms import BooleanField, IntegerField, StringField
+        from wtforms.validators import Optional
+
+        widgets: dict[str, Any] = {}
+        for name, spec in CONN_FIELDS.items():
+            kinds = spec["schema"]["type"]
+            field = (
+                BooleanField if "boolean" in kinds else IntegerField if "integer" in kinds else StringField
+            )
+            widgets[name] = field(spec["label"], validators=[Optional()], description=spec["description"])
+        return widgets
+
+    # -- settings, resolved lazily from the connection -------------------------------------------------
+
+    @cached_property
+    def settings(self) -> _Settings:
+        """The connection's settings; the connection is looked up on first use, never in ``__init__``."""
+        conn = self.get_connection(self.enso_conn_id)
+        return self._settings_from(conn)
+
+    def _settings_from(self, conn: Connection) -> _Settings:
+        extra = conn.extra_dejson or {}
+
+        def pick(name: str, default: Any, cast: type) -> Any:
+            value = self._overrides.get(name)
+            if value is None:
+                # Older UIs store form fields with a prefix.
+                value = extra.get(name, extra.get(f"extra__enso__{name}"))
+            if value is None or value == "":
+                return default
+            try:
+                return cast(value)
+            except (TypeError, ValueError):
+                raise EnsoConfigError(
+                    f"Connection {self.enso_conn_id!r}: extra field {name!r} must be a {cast.__name__}, "
+                    f"got {value!r}"
+                ) from None
+
+        password = conn.password or None
+        login = conn.login or None
+        if not password:
+            raise EnsoConfigError(
+                f"Connection {self.enso_conn_id!r} has no Password: set the API token there "
+                "(or the client secret, with the client key in Login)."
+            )
+        policy = RetryPolicy(
+            max_retries=pick("max_retries", 5, int),
+            backoff_factor=pick("backoff_factor", 0.5, float),
+            backoff_max=pick("backoff_max", 30.0, float),
+            retry_after_max=pick("retry_after_max", 60.0, float),
+            total_wait_max=pick("total_wait_max", 300.0, float),
+        )
+        verify = extra.get("verify_ssl", extra.get("extra__enso__verify_ssl", True))
+        if isinstance(verify, str):
+            verify = verify.strip().lower() not in {"false", "0", "no", "off"}
+        return _Settings(
+            base_url=self._base_url(conn),
+            token=None if login else password,
+            client_key=login,
+            client_secret=password if login else None,
+            timeout=(pick("connect_timeout", 10.0, float), pick("timeout", 30.0, float)),
+            verify=bool(verify),
+            policy=policy,
+        )
+
+    @staticmethod
+    def _base_url(conn: Connection) -> str:
+        host = (conn.host or "").strip()
+        if not host:
+            return DEFAULT_BASE_URL
+        if "://" not in host:
+            # A bare host (URI-form connections) gets HTTPS unless the connection's schema says otherwise.
+            scheme = (conn.schema or "https").strip() or "https"
+            host = f"{scheme}://{host}"
+            if conn.port:
+                host = f"{host}:{conn.port}"
+        return host.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL requests go to."""
+        return self.settings.base_url
+
+    @cached_property
+    def _token_cache(self) -> TokenCache | None:
+        if not self.settings.client_key:
+            return None
+        return TokenCache(self._login)
+
+    def _secrets(self) -> tuple[str, ...]:
+        s = self.settings
+        return tuple(x for x in (s.token, s.client_secret) if x)
+
+    def _scrub(self, text: str) -> str:
+        """Remove any credential a server echoed back, before the text reaches a log or an exception."""
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        return text
+
+    # -- HTTP ----------------------------------------------------------------------------------------
+
+    def get_conn(self) -> requests.Session:
+        """
+        Return this thread's session: pooled and keep-alive, one per thread so senders never share one.
+
+        ``requests.Session`` is not documented as thread-safe; a session per thread keeps each sender's
+        connection warm without locking.
+        """
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            # Retries are ours (with Retry-After and logging); urllib3 must not retry behind our back.
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            session.headers.update(
+                {"User-Agent": USER_AGENT, "Content-Type": "application/json", "Accept": "application/json"}
+            )
+            session.verify = self.settings.verify
+            self._local.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        """Close every session this hook opened (all threads)."""
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
+
+    def _login(self) -> tuple[str, float | None]:
+        """Exchange the client credentials for an access token (called by the token cache, locked)."""
+        s = self.settings
+        url = f"{s.base_url}{LOGIN_PATH}"
+        body = orjson.dumps({"clientKey": s.client_key, "clientSecret": s.client_secret})
+
+        def attempt() -> tuple[str, float | None]:
+            response = self._raw_post(url, body, authorization=None)
+            if response.status_code in (400, 401, 403):
+                raise EnsoAuthError(
+                    f"Enso refused the client credentials of connection {self.enso_conn_id!r} "
+                    f"(HTTP {response.status_code}).",
+                    status_code=response.status_code,
+                    body=self._scrub(response.text),
+                )
+            self._raise_for_transient(response)
+            if response.status_code >= 400:
+                self._raise_request_error(response, "the token exchange")
+            try:
+                return access_token_from_login(response.json())
+            except ValueError as err:
+                raise _Transient(
+                    f"malformed login answer: {err}",
+                    status_code=response.status_code,
+                    body=self._scrub(truncate(response.text)),
+                    kind=EnsoAuthError,
+                ) from None
+
+        self.log.debug("Exchanging client credentials for an access token at %s", url)
+        return self._with_retries(attempt, what="token exchange")
+
+    def _authorization(self) -> tuple[str, int]:
+        cache = self._token_cache
+        if cache is None:
+            assert self.settings.token is not None
+            return f"Bearer {self.settings.token}", 0
+        token, generation = cache.get()
+        return f"Bearer {token}", generation
+
+    def _raw_post(self, url: str, body: bytes, *, authorization: str | None) -> requests.Response:
+        headers = {"Authorization": authorization} if authorization else None
+        try:
+            return self.get_conn().post(url, data=body, headers=headers, timeout=self.settings.timeout)
+        except requests.Timeout as err:
+            raise _Transient(f"timed out ({type(err).__name__})", kind=EnsoConnectionError) from None
+        except requests.ConnectionError as err:
+            raise _Transient(f"connection failed ({type(err).__name__})", kind=EnsoConnectionError) from None
+
+    def _raise_for_transient(self, response: requests.Response) -> None:
+        if response.status_code in RETRYABLE_STATUSES:
+            raise _Transient(
+                f"HTTP {response.status_code}",
+                status_code=response.status_code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                body=self._scrub(truncate(response.text)),
+                code=_error_code(response),
+            )
+
+    def _raise_request_error(self, response: requests.Response, what: str) -> NoReturn:
+        code = _error_code(response)
+        raise EnsoRequestError(
+            f"Enso rejected {what} with HTTP {response.status_code}"
+            + (f" (code {code})" if code is not None else "")
+            + f": {self._scrub(truncate(_error_message(response), 200))}",
+            status_code=response.status_code,
+            code=code,
+            body=self._scrub(response.text),
+        )
+
+    def _post_events(self, body: bytes) -> requests.Response:
+        """One POST of a batch body with auth handling (one refresh on 401), without retries."""
+        url = f"{self.settings.base_url}{EVENTS_PATH}"
+        authorization, generation = self._authorization()
+        response = self._raw_post(url, body, authorization=authorization)
+        if response.status_code == 401 and self._token_cache is not None:
+            # The cached token may have expired early or been revoked: refresh once, then give up.
+            self.log.info("Enso answered 401; refreshing the access token and trying again")
+            self._token_cache.invalidate(generation)
+            authorization, _ = self._authorization()
+            response = self._raw_post(url, body, authorization=authorization)
+        if response.status_code in (401, 403):
+            raise EnsoAuthError(
+                f"Enso refused the credentials of connection {self.enso_conn_id!r} "
+                f"(HTTP {response.status_code}).",
+                status_code=response.status_code,
+                code=_error_code(response),
+                body=self._scrub(response.text),
+            )
+        return response
+
+    def _with_retries(self, attempt: Any, *, what: str) -> Any:
+        policy = self.settings.policy
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            retry_after = exc.retry_after if isinstance(exc, _Transient) else None
+            budget = max(policy.total_wait_max - state.idle_for, 0.0)
+            return min(policy.wait(state.attempt_number, retry_after), budget)
+
+        def stop(state: RetryCallState) -> bool:
+            return stop_after_attempt(policy.max_retries + 1)(state) or (
+                state.idle_for >= policy.total_wait_max and state.attempt_number > 1
+            )
+
+        def log_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            reason = exc.reason if isinstance(exc, _Transient) else repr(exc)
+            self.log.warning(
+                "Enso %s failed (%s); retry %s of %s in %.2fs",
+                what,
+                reason,
+                state.attempt_number,
+                policy.max_retries,
+                state.upcoming_sleep,
+            )
+
+        retrying = Retrying(
+            stop=stop,
+            wait=wait,
+            retry=retry_if_exception_type(_Transient),
+            before_sleep=log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Transient as last:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            raise last.kind(
+                f"Enso {what} failed after {attempts} attempt(s): {last.reason}",
+                status_code=last.status_code,
+                code=last.code,
+                body=last.body,
+            ) from None
+
+    def post_batch_body(self, body: bytes, *, sent: int) -> BatchResult:
+        """
+        Post one pre-encoded ``{"events": [...]}`` body, with retries, and parse Enso's answer.
+
+        A 2xx body that is not the documented shape is retried like a 5xx: the request may or may not
+        have been stored, and the deterministic eventIds make a resend safe where Enso dedupes.
+
+        :param body: the encoded request body.
+        :param sent: how many events the body carries.
+        :raises EnsoAuthError: credentials refused.
+        :raises EnsoRequestError: the whole request refused with a 4xx (for example code 2003).
+        :raises EnsoServerError: 429/5xx until retries ran out.
+        :raises EnsoConnectionError: network failures until retries ran out.
+        :raises EnsoResponseError: malformed 2xx answers until retries ran out.
+        """
+
+        def attempt() -> BatchResult:
+            response = self._post_events(body)
+            self._raise_for_transient(response)
+            if response.status_code >= 400 or response.status_code < 200:
+                self._raise_request_error(response, f"a batch of {sent} events")
+            try:
+                return parse_batch_response(orjson.loads(response.content), sent=sent)
+            except (orjson.JSONDecodeError, ResponseShapeError) as err:
+                raise _Transient(
+                    f"malformed answer ({err})",
+                    status_code=response.status_code,
+                    body=self._scrub(truncate(response.text)),
+                    kind=EnsoResponseError,
+                ) from None
+
+        return self._with_retries(attempt, what="batch request")
+
+    def send_batch(self, events: Sequence[Mapping[str, Any] | bytes]) -> BatchResult:
+        """
+        Send one batch: one ``POST /events/batch`` of ``{"events": [...]}``.
+
+        Events are sent as given (already validated mappings, or pre-encoded JSON objects as bytes).
+        To map, validate, batch and account for many events, use :meth:`send_events`.
+
+        :param events: the events of the batch, in order; failed-record indexes refer to this order.
+        :return: Enso's summary and failed records.
+        """
+        if not events:
+            raise ValueError("send_batch needs at least one event")
+        parts = [e if isinstance(e, bytes) else orjson.dumps(e) for e in events]
+        body = b'{"events":[' + b",".join(parts) + b"]}"
+        return self.post_batch_body(body, sent=len(parts))
+
+    def test_connection(self) -> tuple[bool, str]:
+        """
+        Check the URL and the credentials without creating any event.
+
+        Posts an empty ``events`` array: Enso refuses it with code 2003 after authenticating, so a 400
+        means reachable and authenticated, 401/403 means bad credentials, and a network error means
+        unreachable. Nothing is retried for long: the Test button should answer quickly.
+        """
+        try:
+            settings = self.settings
+        except EnsoConfigError as err:
+            return False, str(err)
+        except Exception as err:
+            return False, f"Cannot read connection {self.enso_conn_id!r}: {type(err).__name__}"
+        self._overrides.update(max_retries=0)
+        self.__dict__.pop("settings", None)
+        try:
+            response = self._post_events(b'{"events":[]}')
+        except EnsoAuthError as err:
+            return False, str(err)
+        except _Transient as err:
+            return False, f"Cannot reach Enso at {settings.base_url}: {err.reason}"
+        except EnsoError as err:
+            return False, str(err)
+        status = response.status_code
+        if status == 400 or 200 <= status < 300:
+            return True, f"Connected to Enso at {settings.base_url} and authenticated."
+        return False, (
+            f"Enso at {settings.base_url} answered HTTP {status}: "
+            f"{self._scrub(truncate(_error_message(response), 200))}"
+        )
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _error_code(response: requests.Response) -> int | str | None:
+    body = _json_or_none(response)
+    if not isinstance(body, dict):
+        return None
+    for source in (body, body.get("data"), body.get("error")):
+        if isinstance(source, dict) and source.get("code") is not None:
+            code = source["code"]
+            return code if isinstance(code, (int, str)) else str(code)
+    return None
+
+
+def _error_message(response: requests.Response) -> str:
+    body = _json_or_none(response)
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail"):
+            if isinstance(body.get(key), str):
+                return body[key]
+    return response.text
