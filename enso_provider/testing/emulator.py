@@ -500,6 +500,7 @@ class EnsoEmulator:
         accepted = duplicates = 0
         with self._lock:
             customers = self._customers
+            known_timestamps = self._timestamps.known
             valid_timestamp = self._timestamps.is_valid
             record_faults = self._record_faults
             ids = self._ids
@@ -522,11 +523,15 @@ class EnsoEmulator:
                     rejected.append(_failure(index, v.MSG_METRIC_REQUIRED, v.CODE_METRIC_REQUIRED, 400))
                     continue
                 value = get("value")
-                if not v.value_is_valid(value):
+                # Inlined value_is_valid: a finite int or float, never a bool.
+                kind = type(value)
+                if kind is not int and (kind is not float or value - value != 0.0):
                     rejected.append(_failure(index, v.MSG_INVALID_VALUE, v.CODE_INVALID_VALUE, 400))
                     continue
                 timestamp = get("timestamp")
-                if type(timestamp) is not str or not valid_timestamp(timestamp):
+                if type(timestamp) is not str or not (
+                    known_timestamps.get(timestamp) or valid_timestamp(timestamp)
+                ):
                     unparsable.append(index)
                     continue
                 event_id = get("eventId")

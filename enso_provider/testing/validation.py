@@ -10,7 +10,7 @@ unsaid: :data:`CODE_INVALID_EVENT`, :data:`CODE_METRIC_REQUIRED`,
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date
 from typing import Any
 
 import orjson
@@ -42,10 +42,11 @@ MSG_TRANSIENT = "Service temporarily unavailable, retry the record"
 
 # ISO 8601 date and time, 'T' or a space between, optional fraction (up to ns),
 # optional zone: Z, +HH:MM, +HHMM or +HH. A value without a zone is read as UTC,
-# as the storage (a DateTime64 column) does.
+# as the storage (a DateTime64 column) does. Field ranges are checked by the
+# pattern itself; only days 29-31 need a calendar.
 _TIMESTAMP = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?"
-    r"(?:[Zz]|[+-](\d{2})(?::?(\d{2}))?)?"
+    r"(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?"
+    r"(?:[Zz]|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?"
 )
 # The storage reads a fixed-width date first, then expects the closing quote:
 # that is where the reference's message for "NaN-NaN-NaN ..." points.
@@ -64,12 +65,13 @@ def timestamp_is_valid(value: str) -> bool:
     match = _TIMESTAMP.fullmatch(value)
     if match is None:
         return False
-    year, month, day, hour, minute, second, off_h, off_m = match.groups()
-    try:
-        datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
-    except ValueError:
-        return False
-    return (off_h is None or int(off_h) < 24) and (off_m is None or int(off_m) < 60)
+    year, month, day = match.group(1, 2, 3)
+    if day > "28":
+        try:
+            date(int(year), int(month), int(day))
+        except ValueError:
+            return False
+    return year != "0000"
 
 
 class TimestampCache:
@@ -82,7 +84,8 @@ class TimestampCache:
     """
 
     def __init__(self) -> None:
-        self._known: dict[str, bool] = {}
+        #: The verdicts so far; read it directly on a hot path, call :meth:`is_valid` on a miss.
+        self.known: dict[str, bool] = {}
 
     def is_valid(self, value: str) -> bool:
         """
@@ -90,12 +93,12 @@ class TimestampCache:
 
         :param value: the ``timestamp`` field as sent.
         """
-        known = self._known.get(value)
+        known = self.known.get(value)
         if known is None:
             known = timestamp_is_valid(value)
-            if len(self._known) >= _CACHE_LIMIT:
-                self._known.clear()
-            self._known[value] = known
+            if len(self.known) >= _CACHE_LIMIT:
+                self.known.clear()
+            self.known[value] = known
         return known
 
 
