@@ -522,7 +522,7 @@ class EnsoEmulator:
                 if type(metric) is not str or not metric:
                     rejected.append(_failure(index, v.MSG_METRIC_REQUIRED, v.CODE_METRIC_REQUIRED, 400))
                     continue
-                value = get("value")
+                value: Any = get("value")
                 # Inlined value_is_valid: a finite int or float, never a bool.
                 kind = type(value)
                 if kind is not int and (kind is not float or value - value != 0.0):
