@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -136,6 +137,8 @@ class EnsoHook(BaseHook):
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
+        # Replaceable so tests can record waits instead of spending them.
+        self._sleep: Callable[[float], None] = time.sleep
 
     def __repr__(self) -> str:
         return f"EnsoHook(enso_conn_id={self.enso_conn_id!r})"
@@ -408,6 +411,7 @@ class EnsoHook(BaseHook):
             retry=retry_if_exception_type(_Transient),
             before_sleep=log_retry,
             reraise=True,
+            sleep=self._sleep,
         )
         try:
             return retrying(attempt)
