@@ -43,7 +43,7 @@ def build_bodies(events: int, batch_size: int, distinct_timestamps: int) -> list
                     "metric": "api_calls",
                     "value": (i % 1000) / 4,
                     "timestamp": f"2024-05-01T{second // 3600 % 24:02d}:{second // 60 % 60:02d}:"
-                    f"{second % 60:02d}.{i % 1_000_000:06d}Z",
+                    f"{second % 60:02d}.{second * 7919 % 1_000_000:06d}Z",
                     "metadata": {"region": "eu-west-1", "plan": "pro"},
                     "eventId": f"evt_{i:012d}_5f3a9c1e",
                     "JobId": "job_2024050112",

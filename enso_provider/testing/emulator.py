@@ -113,7 +113,8 @@ class EnsoEmulator:
         self._events: list[dict[str, Any]] = []
         self._ids: set[str] = set()
         self._counters = Counters()
-        self._timestamps = v.TimestampCache()
+        # timestamp string -> whether the storage can parse it (see TIMESTAMP_CACHE_LIMIT)
+        self._timestamp_verdicts: dict[str, bool] = {}
         self._faults = {endpoint: FaultQueue() for endpoint in ENDPOINTS}
         # eventId -> [times still to fail, statusCode]
         self._record_faults: dict[str, list[int]] = {}
@@ -148,8 +149,9 @@ class EnsoEmulator:
         server = HTTPServer((self.host, self.port), self._dispatch)
         self.port = server.server_address[1]
         self._server = server
+        # stop() waits up to one poll interval: keep it short, fixtures stop per test.
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="enso-emulator", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.01}, name="enso-emulator", daemon=True
         )
         self._thread.start()
         return self
@@ -500,8 +502,10 @@ class EnsoEmulator:
         accepted = duplicates = 0
         with self._lock:
             customers = self._customers
-            known_timestamps = self._timestamps.known
-            valid_timestamp = self._timestamps.is_valid
+            verdicts = self._timestamp_verdicts
+            if len(verdicts) > v.TIMESTAMP_CACHE_LIMIT:
+                verdicts.clear()
+            timestamp_is_valid = v.timestamp_is_valid
             record_faults = self._record_faults
             ids = self._ids
             stored = self._events
@@ -529,9 +533,13 @@ class EnsoEmulator:
                     rejected.append(_failure(index, v.MSG_INVALID_VALUE, v.CODE_INVALID_VALUE, 400))
                     continue
                 timestamp = get("timestamp")
-                if type(timestamp) is not str or not (
-                    known_timestamps.get(timestamp) or valid_timestamp(timestamp)
-                ):
+                if type(timestamp) is not str:
+                    unparsable.append(index)
+                    continue
+                verdict = verdicts.get(timestamp)
+                if verdict is None:
+                    verdict = verdicts[timestamp] = timestamp_is_valid(timestamp)
+                if not verdict:
                     unparsable.append(index)
                     continue
                 event_id = get("eventId")

@@ -53,7 +53,9 @@ _TIMESTAMP = re.compile(
 _STORAGE_DATE_WIDTH = 10
 # The storage quotes 160 characters of the row from where it stopped.
 _STORAGE_SNIPPET = 160
-_CACHE_LIMIT = 100_000
+#: Most timestamp verdicts the emulator caches; real batches repeat timestamps
+#: (an hour's window, a day's date), and the bound keeps all-distinct runs flat.
+TIMESTAMP_CACHE_LIMIT = 100_000
 
 
 def timestamp_is_valid(value: str) -> bool:
@@ -72,34 +74,6 @@ def timestamp_is_valid(value: str) -> bool:
         except ValueError:
             return False
     return year != "0000"
-
-
-class TimestampCache:
-    """
-    Remembers, per distinct string, whether it is a valid timestamp.
-
-    Real batches repeat timestamps (an hour's window, a day's date), so most
-    checks become one dictionary look-up. The cache is cleared when it grows
-    past a bound, so a run with all-distinct timestamps stays flat in memory.
-    """
-
-    def __init__(self) -> None:
-        #: The verdicts so far; read it directly on a hot path, call :meth:`is_valid` on a miss.
-        self.known: dict[str, bool] = {}
-
-    def is_valid(self, value: str) -> bool:
-        """
-        Whether ``value`` is a timestamp the storage can parse.
-
-        :param value: the ``timestamp`` field as sent.
-        """
-        known = self.known.get(value)
-        if known is None:
-            known = timestamp_is_valid(value)
-            if len(self.known) >= _CACHE_LIMIT:
-                self.known.clear()
-            self.known[value] = known
-        return known
 
 
 def value_is_valid(value: Any) -> bool:
