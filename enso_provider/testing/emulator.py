@@ -34,7 +34,7 @@ _EVENTS_REQUIRED = orjson.dumps(
         "statusCode": 400,
     }
 )
-_RESET_OK = b'{"status":"success"}'
+_OK = b'{"status":"success"}'
 
 
 def _error(status: int, message: str, **fields: Any) -> Response:
@@ -618,6 +618,8 @@ class EnsoEmulator:
         expires_at = now + self.token_ttl
         token = mint_token(self._signing_key, now, expires_at)
         with self._lock:
+            if len(self._issued) >= 1000:  # a long run that logs in often stays bounded
+                self._issued = {t: exp for t, exp in self._issued.items() if exp > now}
             self._issued[token] = expires_at
             self._counters.logins += 1
         body = orjson.dumps({"status": "success", "message": "Success", "data": {"accessToken": token}})
@@ -634,7 +636,7 @@ class EnsoEmulator:
 
     def _post_reset(self, request: Request) -> Response:
         self.reset()
-        return Response(200, _RESET_OK)
+        return Response(200, _OK)
 
     def _post_faults(self, request: Request) -> Response:
         # {"kind": "status", "count": 2, "after": 0, "status": 503, ...}: same as inject().
@@ -643,7 +645,7 @@ class EnsoEmulator:
             self.inject(**spec)
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             return _error(400, f"Bad fault: {exc}")
-        return Response(200, _RESET_OK)
+        return Response(200, _OK)
 
     def _post_customers(self, request: Request) -> Response:
         try:
@@ -651,11 +653,11 @@ class EnsoEmulator:
             self.add_customers(*customers)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             return _error(400, f"Bad customers: {exc}")
-        return Response(200, _RESET_OK)
+        return Response(200, _OK)
 
     def _post_expire_tokens(self, request: Request) -> Response:
         self.expire_tokens()
-        return Response(200, _RESET_OK)
+        return Response(200, _OK)
 
 
 def _failure(index: int, error: str, code: int | str, status_code: int) -> dict[str, Any]:
