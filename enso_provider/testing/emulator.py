@@ -146,7 +146,7 @@ class EnsoEmulator:
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
         self._stopping.clear()
-        server = HTTPServer((self.host, self.port), self._dispatch)
+        server = HTTPServer((self.host, self.port), self._dispatch, self._on_connection)
         self.port = server.server_address[1]
         self._server = server
         # stop() waits up to one poll interval: keep it short, fixtures stop per test.
@@ -433,6 +433,10 @@ class EnsoEmulator:
         if any(path == request.path for _, path in self._routes):
             return _error(405, "Method Not Allowed")
         return _error(404, "Not Found")
+
+    def _on_connection(self) -> None:
+        with self._lock:
+            self._counters.connections += 1
 
     def _count(self, response: Response) -> Response:
         with self._lock:

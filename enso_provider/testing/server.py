@@ -242,14 +242,18 @@ class HTTPServer(socketserver.ThreadingTCPServer):
 
     :param address: ``(host, port)`` to bind; port 0 picks a free port.
     :param app: called with each request, returns the response.
+    :param on_connection: called once for each accepted connection.
     """
 
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], app: App) -> None:
+    def __init__(
+        self, address: tuple[str, int], app: App, on_connection: Callable[[], None] | None = None
+    ) -> None:
         self.app = app
+        self.on_connection = on_connection
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, _ConnectionHandler)
@@ -258,6 +262,8 @@ class HTTPServer(socketserver.ThreadingTCPServer):
         """Remember an open connection, so that :meth:`close_connections` can end it."""
         with self._open_lock:
             self._open.add(sock)
+        if self.on_connection is not None:
+            self.on_connection()
 
     def untrack(self, sock: socket.socket) -> None:
         """Forget a connection that has ended."""

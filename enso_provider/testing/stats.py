@@ -12,6 +12,7 @@ class Counters:
     """
     The live counters (mutated under the emulator's lock).
 
+    :param connections: TCP connections accepted (a keep-alive client makes one).
     :param requests: requests to the API endpoints (``/events/batch`` and
         ``/auth/system-login``), whatever their outcome; admin endpoints are not counted.
     :param batch_requests: ``POST /events/batch`` requests received.
@@ -28,6 +29,7 @@ class Counters:
     :param faults: injected faults applied, by kind (``reset`` has no status).
     """
 
+    connections: int = 0
     requests: int = 0
     batch_requests: int = 0
     batches: int = 0
@@ -64,6 +66,7 @@ class EmulatorStats:
     :param events_stored: distinct events stored (one per ``eventId``).
     """
 
+    connections: int
     requests: int
     batch_requests: int
     batches: int

@@ -266,6 +266,7 @@ def test_stats_count_requests_events_and_statuses(
     stats = enso_emulator.stats
     assert isinstance(stats, EmulatorStats)
     assert stats.as_dict() == {
+        "connections": 1,  # one keep-alive session
         "requests": 4,
         "batch_requests": 4,
         "batches": 2,
@@ -361,6 +362,7 @@ def test_keep_alive_chunked_and_expect_continue(enso_emulator: EnsoEmulator, mak
         response = conn.getresponse()
         assert response.status == 200
         response.read()
+    assert enso_emulator.stats.connections == 1
     # A chunked body (a generator), as requests sends for an iterator.
     body = orjson.dumps({"events": [make_event(3)]})
     conn.request("POST", "/events/batch", iter([body[:10], body[10:]]), headers, encode_chunked=True)
