@@ -251,11 +251,12 @@ class EnsoEmulator:
         Faults apply in arrival order, like a gateway in front of the API: before
         authentication, and a faulted request never stores its events.
 
-        :param kind: ``"status"`` (options ``status``, ``retry_after``, ``html``),
+        :param kind: ``"status"`` (options ``status``, ``retry_after``, ``html``, or
+            ``body`` and ``content_type`` for a body of your own),
             ``"hang"`` (``seconds``, default 30, then answers ``status``, default 504),
             ``"reset"`` (the connection is reset, no response) or ``"malformed"``
             (a 200 whose body is not the documented shape; ``variant`` is one of
-            ``truncated`` (default), ``not_json``, ``wrong_shape``, ``empty``).
+            ``truncated`` (default), ``not_json``, ``wrong_shape``, ``empty``; or ``body``).
         :param count: how many consecutive requests get the fault.
         :param after: how many upcoming requests pass untouched first.
         :param endpoint: ``"events"`` (``POST /events/batch``) or ``"login"``

@@ -20,14 +20,15 @@ from enso_provider.testing.server import Response, reason_phrase
 
 #: Fault kinds and the options each one takes.
 KINDS: dict[str, frozenset[str]] = {
-    # answer with this status (429, 500, 502, 503, ...), JSON or an HTML gateway page
-    "status": frozenset({"status", "retry_after", "html"}),
+    # answer with this status (429, 500, 502, 503, ...): a JSON error, an HTML
+    # gateway page (html=True) or the given body (body=..., content_type=...)
+    "status": frozenset({"status", "retry_after", "html", "body", "content_type"}),
     # wait ``seconds`` (past the client's read timeout), then answer ``status`` (504)
     "hang": frozenset({"seconds", "status"}),
     # close the connection with a TCP reset and no response
     "reset": frozenset(),
-    # answer 200 with a body that is not the documented shape
-    "malformed": frozenset({"variant"}),
+    # answer 200 with a body that is not the documented shape (a variant, or body=...)
+    "malformed": frozenset({"variant", "body", "content_type"}),
 }
 
 #: Bodies of a ``malformed`` fault, by ``variant``.
@@ -68,14 +69,21 @@ class Fault:
         opts = self.options
         if self.kind == "reset":
             return Response(reset=True)
+        custom = opts.get("body")
+        if isinstance(custom, str):
+            custom = custom.encode()
         if self.kind == "malformed":
             content_type, body = MALFORMED_BODIES[opts.get("variant", "truncated")]
-            return Response(200, body, content_type)
+            if custom is not None:
+                body = custom
+            return Response(200, body, opts.get("content_type", content_type))
         status = int(opts.get("status", 504))
         reason = reason_phrase(status)
         headers = []
         if opts.get("retry_after") is not None:
             headers.append(("Retry-After", str(opts["retry_after"])))
+        if custom is not None:
+            return Response(status, custom, opts.get("content_type", "application/json"), headers)
         if opts.get("html"):
             page = _HTML_PAGE.format(status=status, reason=reason).encode()
             return Response(status, page, "text/html", headers)

@@ -42,6 +42,22 @@ def test_status_fault_with_http_date_and_html_page(
     assert "502 Bad Gateway" in response.text
 
 
+def test_status_and_malformed_faults_with_a_body_of_your_own(
+    enso_emulator: EnsoEmulator, api: Any, make_event: Any
+) -> None:
+    enso_emulator.inject("status", status=418, body='{"message": "teapot"}')
+    enso_emulator.inject("malformed", after=1, body=b"<xml/>", content_type="application/xml")
+    first = api.batch([make_event(0)])
+    assert (first.status_code, first.json()) == (418, {"message": "teapot"})
+    second = api.batch([make_event(0)])
+    assert (second.status_code, second.headers["Content-Type"], second.content) == (
+        200,
+        "application/xml",
+        b"<xml/>",
+    )
+    assert enso_emulator.events == []
+
+
 @pytest.mark.parametrize("status", [500, 503, 504])
 def test_server_errors(enso_emulator: EnsoEmulator, api: Any, make_event: Any, status: int) -> None:
     enso_emulator.inject("status", status=status)
