@@ -32,7 +32,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q -x
 
 demo: $(STAMP)
-	@echo "make demo arrives with the operator (issue: EnsoBatchEventsOperator)." >&2; exit 1
+	$(BIN)/python scripts/demo.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_emulator.py

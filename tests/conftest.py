@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,16 @@ _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="enso-airflow-home-"))
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "example_dags")
+_REPO = Path(__file__).resolve().parents[1]
+# dag.test() needs its DAG inside the dags folder: the example DAGs and the tests' own DAGs, linked
+# into one folder of this session's Airflow home.
+_DAGS = _AIRFLOW_HOME / "dags"
+_DAGS.mkdir()
+for _source in [*(_REPO / "example_dags").iterdir(), *(_REPO / "tests" / "dags").glob("*.py")]:
+    if _source.name != "__pycache__":
+        (_DAGS / _source.name).symlink_to(_source)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_DAGS)
+os.environ["ENSO_REJECTED_RECORDS_BASE"] = f"file://{_AIRFLOW_HOME / 'rejected'}"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
@@ -41,9 +49,9 @@ def require_server(name: str, host: str, port: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Iterator[Path]:
+def airflow_db() -> Path:
     """An initialised Airflow metadata database (SQLite) in the session's own AIRFLOW_HOME."""
     from airflow.utils import db
 
     db.resetdb()
-    yield _AIRFLOW_HOME
+    return _AIRFLOW_HOME

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -16,6 +16,16 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from enso_provider import __version__
+from enso_provider.delivery import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_RECORD_RETRIES,
+    Delivery,
+    DeliveryReport,
+    Failure,
+)
+from enso_provider.events import Event, EventMapper, Rejection
 from enso_provider.exceptions import (
     EnsoAuthError,
     EnsoConfigError,
@@ -473,6 +483,58 @@ class EnsoHook(BaseHook):
         body = b'{"events":[' + b",".join(parts) + b"]}"
         return self.post_batch_body(body, sent=len(parts))
 
+    def send_events(
+        self,
+        events: Iterable[Mapping[str, Any] | Event | Rejection],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        record_retries: int = DEFAULT_RECORD_RETRIES,
+        namespace: str = "",
+        dry_run: bool = False,
+        on_failure: Callable[[Failure], None] | None = None,
+        logger: Any = None,
+    ) -> DeliveryReport:
+        """
+        Validate, batch and send any number of events, and account for each of them.
+
+        Each event is encoded once; batches are cut by count and bytes; at most ``concurrency`` requests
+        are in flight, so memory stays bounded whatever the input size. Records Enso fails transiently
+        (``statusCode`` 429/5xx inside a 200) are re-sent alone, ``record_retries`` rounds at most.
+        Failed-record indexes are mapped back to the positions in ``events``.
+
+        :param events: event mappings (field names as on the wire: ``CustomerEntityId``, ``metric``,
+            ``value``, ``timestamp``, optional ``metadata``, ``eventId``, ``JobId``), or items already
+            mapped by :class:`~enso_provider.events.EventMapper`. A mapping without ``eventId`` gets a
+            deterministic one (see the README).
+        :param batch_size: most events per request.
+        :param max_batch_bytes: most bytes per request body.
+        :param concurrency: most requests in flight.
+        :param record_retries: rounds of re-sending transiently failed records.
+        :param namespace: the namespace of generated eventIds (the operator passes the task run's).
+        :param dry_run: validate and batch, post nothing.
+        :param on_failure: called with every failed row (local or remote), in the caller's thread.
+        :return: the delivery report; ``sent == success + failed`` and
+            ``total == success + failed + invalid``.
+        :raises EnsoError: a whole request failed in a way retries could not fix; batches in flight
+            were finished first.
+        """
+        if not dry_run:
+            # Read the connection here: worker threads must not need Airflow's context.
+            _ = self.settings
+        delivery = Delivery(
+            self,
+            batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes,
+            concurrency=concurrency,
+            record_retries=record_retries,
+            dry_run=dry_run,
+            on_failure=on_failure,
+            logger=logger or self.log,
+        )
+        return delivery.run(_as_items(events, namespace))
+
     def test_connection(self) -> tuple[bool, str]:
         """
         Check the URL and the credentials without creating any event.
@@ -504,6 +566,20 @@ class EnsoHook(BaseHook):
             f"Enso at {settings.base_url} answered HTTP {status}: "
             f"{self._scrub(truncate(_error_message(response), 200))}"
         )
+
+
+def _as_items(
+    events: Iterable[Mapping[str, Any] | Event | Rejection], namespace: str
+) -> Iterator[Event | Rejection]:
+    """Pass mapped items through; map plain event mappings with the identity mapping."""
+    mapper: EventMapper | None = None
+    for item in events:
+        if isinstance(item, (Event, Rejection)):
+            yield item
+            continue
+        if mapper is None:
+            mapper = EventMapper(namespace=namespace)
+        yield from mapper.map((item,))
 
 
 def _json_or_none(response: requests.Response) -> Any:

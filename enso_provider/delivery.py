@@ -1,0 +1,412 @@
+"""
+Delivery: encoded events -> batches (by count and bytes) -> concurrent posts -> one report.
+
+The hook's :meth:`~enso_provider.hooks.enso.EnsoHook.send_events` and the operators use this. The caller's
+thread reads, maps and cuts batches; at most ``concurrency`` batches are in flight on worker threads, so
+memory is bounded by ``concurrency x max_batch_bytes`` whatever the input size. Results are accounted
+for in the caller's thread, in one place, so ``sent == success + failed`` holds by construction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from enso_provider.events import Event, Rejection, decode_event, encode_batch
+from enso_provider.exceptions import EnsoError, EnsoRequestError
+
+if TYPE_CHECKING:
+    from enso_provider.hooks.results import BatchResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_MAX_BATCH_BYTES = 512 * 1024
+DEFAULT_CONCURRENCY = 4
+#: Rounds of re-sending the records Enso failed transiently (statusCode 429/5xx inside a 200).
+DEFAULT_RECORD_RETRIES = 3
+#: How many failures a report keeps whole; the rest are counted by code.
+SAMPLE_SIZE = 20
+#: Seconds between two progress lines in the task log.
+PROGRESS_INTERVAL = 15.0
+
+_BATCH_OVERHEAD = len(b'{"events":[]}')
+
+
+def is_transient_status(status_code: int | None) -> bool:
+    """Whether a record that failed with this status may pass if sent again unchanged."""
+    return status_code is not None and (status_code == 429 or status_code >= 500)
+
+
+class BatchPoster(Protocol):
+    """What delivery needs from the hook: post one encoded body of ``sent`` events, with retries."""
+
+    def post_batch_body(self, body: bytes, *, sent: int) -> BatchResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """
+    One row that did not become an accepted event, in the API's failed-record shape.
+
+    :param index: the row's position in the caller's input.
+    :param error: why, for a person.
+    :param code: Enso's code (int or str) or a local code (str).
+    :param status_code: Enso's per-record status, or 400 for a local rejection.
+    :param event_id: the event's id when an event was built.
+    :param event: the event (decoded) when one was built.
+    :param row: the source row (JSON-safe) when known.
+    :param row_key: the row's key column value when known.
+    :param local: True when rejected before sending.
+    """
+
+    index: int
+    error: str
+    code: int | str | None
+    status_code: int | None
+    event_id: str | None = None
+    event: dict[str, Any] | None = None
+    row: Any = None
+    row_key: str | None = None
+    local: bool = False
+
+    def as_record(self) -> dict[str, Any]:
+        """A JSON-ready record for reports and the rejected-records file."""
+        return {
+            "index": self.index,
+            "error": self.error,
+            "code": self.code,
+            "statusCode": self.status_code,
+            "eventId": self.event_id,
+            "rowKey": self.row_key,
+            "rejectedBy": "local" if self.local else "enso",
+            "row": self.row,
+            "event": self.event,
+        }
+
+    @classmethod
+    def from_rejection(cls, rejection: Rejection) -> Failure:
+        event = rejection.event
+        return cls(
+            index=rejection.index,
+            error=rejection.error,
+            code=rejection.code,
+            status_code=rejection.status_code,
+            event_id=(event or {}).get("eventId"),
+            event=event,
+            row=rejection.row,
+            row_key=rejection.row_key,
+            local=True,
+        )
+
+
+@dataclass
+class DeliveryReport:
+    """
+    What happened to every input item. ``total == success + failed + invalid`` and
+    ``sent == success + failed`` always hold.
+
+    :param total: items read from the input.
+    :param sent: events posted to Enso (each counted once, however often it was re-sent).
+    :param success: events Enso accepted.
+    :param failed: events Enso refused (or that stayed undeliverable after retries).
+    :param invalid: items rejected locally, never sent.
+    :param batches: requests that carried events (re-sends included).
+    :param errors: failures counted by code.
+    :param sample: the first failures, whole.
+    :param dry_run: nothing was posted; ``sent`` counts what would have been.
+    """
+
+    total: int = 0
+    sent: int = 0
+    success: int = 0
+    failed: int = 0
+    invalid: int = 0
+    batches: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    dry_run: bool = False
+    elapsed: float = 0.0
+
+    @property
+    def failures(self) -> int:
+        """Rows that were not accepted: rejected locally plus refused by Enso."""
+        return self.failed + self.invalid
+
+    def record(self, failure: Failure) -> None:
+        self.errors[str(failure.code)] += 1
+        if len(self.sample) < SAMPLE_SIZE:
+            self.sample.append(failure.as_record())
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-ready values (XCom)."""
+        return {
+            "total": self.total,
+            "sent": self.sent,
+            "success": self.success,
+            "failed": self.failed,
+            "invalid": self.invalid,
+            "batches": self.batches,
+            "errors": dict(self.errors.most_common()),
+            "sample": list(self.sample),
+            "dry_run": self.dry_run,
+            "elapsed_seconds": round(self.elapsed, 3),
+        }
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What one batch (with its record re-sends) ended with."""
+
+    success: int = 0
+    requests: int = 0
+    failures: list[tuple[Event, int | str | None, int | None, str]] = field(default_factory=list)
+
+
+class Delivery:
+    """
+    Sends encoded events in batches, concurrently, and accounts for each of them.
+
+    :param poster: posts one body (the hook).
+    :param batch_size: most events in one request.
+    :param max_batch_bytes: most bytes in one request body.
+    :param concurrency: most requests in flight at once.
+    :param record_retries: rounds of re-sending records that failed transiently inside a 200.
+    :param dry_run: cut batches and count, but post nothing.
+    :param on_failure: called (in the caller's thread) with every failure, local or remote.
+    :param sleep: waits between record re-send rounds (replaceable in tests).
+    """
+
+    def __init__(
+        self,
+        poster: BatchPoster,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        record_retries: int = DEFAULT_RECORD_RETRIES,
+        record_backoff: float = 0.5,
+        dry_run: bool = False,
+        on_failure: Callable[[Failure], None] | None = None,
+        progress_interval: float = PROGRESS_INTERVAL,
+        sleep: Callable[[float], None] = time.sleep,
+        logger: Any = None,
+    ) -> None:
+        validate_delivery_options(batch_size, max_batch_bytes, concurrency)
+        if record_retries < 0:
+            raise ValueError(f"record_retries must be 0 or more, got {record_retries!r}")
+        self.poster = poster
+        self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
+        self.concurrency = concurrency
+        self.record_retries = record_retries
+        self.record_backoff = record_backoff
+        self.dry_run = dry_run
+        self.on_failure = on_failure
+        self.progress_interval = progress_interval
+        self._sleep = sleep
+        self.log = logger or log
+        self.report = DeliveryReport(dry_run=dry_run)
+
+    # -- the caller's thread ----------------------------------------------------------------------------
+
+    def run(self, items: Iterable[Event | Rejection]) -> DeliveryReport:
+        """
+        Deliver every item and return the report.
+
+        Whole-request errors that retrying cannot fix (auth, network or server failures after the hook's
+        retries) stop the run: batches in flight are finished and accounted for, then the error is raised
+        so that Airflow can retry the task; deterministic eventIds make the re-send safe.
+        """
+        started = time.monotonic()
+        report = self.report
+        next_progress = started + self.progress_interval
+        self._in_flight: dict[Future[_Outcome], list[Event]] = {}
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="enso-send")
+        try:
+            for batch in self._batches(items):
+                if self.dry_run:
+                    report.sent += len(batch)
+                    report.success += len(batch)
+                    report.batches += 1
+                    continue
+                if len(self._in_flight) >= self.concurrency:
+                    self._collect(block=True)
+                self._in_flight[pool.submit(self._send, batch)] = batch
+                report.sent += len(batch)
+                self._collect(block=False)
+                if self.progress_interval and time.monotonic() >= next_progress:
+                    self._log_progress(started)
+                    next_progress = time.monotonic() + self.progress_interval
+            while self._in_flight:
+                self._collect(block=True)
+        except BaseException:
+            # Let what is in flight land and be counted, then re-raise the first error.
+            self._drain()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            report.elapsed = time.monotonic() - started
+        return report
+
+    def _collect(self, *, block: bool) -> None:
+        """Account for finished batches (waiting for one when ``block``); re-raise a batch's error."""
+        done, _ = wait(self._in_flight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        first_error: BaseException | None = None
+        for future in done:
+            batch = self._in_flight.pop(future)
+            error = future.exception()
+            if error is None:
+                self._account(future.result())
+            else:
+                # Never confirmed, so not counted as sent: the task's retry sends them again.
+                self.report.sent -= len(batch)
+                first_error = first_error or error
+        if first_error is not None:
+            raise first_error
+
+    def _drain(self) -> None:
+        for future, batch in list(self._in_flight.items()):
+            if future.cancel() or future.exception() is not None:
+                self.report.sent -= len(batch)
+            else:
+                self._account(future.result())
+        self._in_flight.clear()
+
+    def _account(self, outcome: _Outcome) -> None:
+        report = self.report
+        report.success += outcome.success
+        report.batches += outcome.requests
+        for event, code, status, error in outcome.failures:
+            report.failed += 1
+            self._fail(
+                Failure(
+                    index=event.index,
+                    error=error,
+                    code=code,
+                    status_code=status,
+                    event_id=event.event_id,
+                    event=decode_event(event.data),
+                )
+            )
+
+    def _fail(self, failure: Failure) -> None:
+        self.report.record(failure)
+        if self.on_failure is not None:
+            self.on_failure(failure)
+
+    def _batches(self, items: Iterable[Event | Rejection]) -> Iterator[list[Event]]:
+        """Cut events into batches by count and bytes; account for rejections on the way."""
+        report = self.report
+        limit_count, limit_bytes = self.batch_size, self.max_batch_bytes - _BATCH_OVERHEAD
+        batch: list[Event] = []
+        size = 0
+        for item in items:
+            report.total += 1
+            if type(item) is not Event:
+                if isinstance(item, Rejection):
+                    report.invalid += 1
+                    self._fail(Failure.from_rejection(item))
+                    continue
+                raise TypeError(f"delivery takes Event or Rejection items, got {type(item).__name__}")
+            n = len(item.data) + 1  # the comma
+            if batch and (len(batch) >= limit_count or size + n > limit_bytes):
+                yield batch
+                batch, size = [], 0
+            if n > limit_bytes:
+                # Bigger than a whole request may be: never sendable, rejected like invalid input.
+                report.invalid += 1
+                self._fail(
+                    Failure(
+                        index=item.index,
+                        error=f"event of {n - 1} bytes is larger than max_batch_bytes allows",
+                        code="event_too_large",
+                        status_code=400,
+                        event_id=item.event_id,
+                        event=decode_event(item.data),
+                        local=True,
+                    )
+                )
+                continue
+            batch.append(item)
+            size += n
+        if batch:
+            yield batch
+
+    def _log_progress(self, started: float) -> None:
+        r = self.report
+        elapsed = time.monotonic() - started
+        rate = r.total / elapsed if elapsed > 0 else 0.0
+        self.log.info(
+            "Progress: %s rows read, %s events accepted, %s failed, %s invalid; %.0f rows/s, %.0fs elapsed",
+            r.total,
+            r.success,
+            r.failed,
+            r.invalid,
+            rate,
+            elapsed,
+        )
+
+    # -- worker threads -------------------------------------------------------------------------------
+
+    def _send(self, batch: list[Event]) -> _Outcome:
+        outcome = _Outcome()
+        # A whole-request failure of the first post stops the run (raised to the caller's thread).
+        transient = self._post_split(batch, outcome)
+        for round_number in range(1, self.record_retries + 1):
+            if not transient:
+                return outcome
+            self._sleep(min(self.record_backoff * 2 ** (round_number - 1), 30.0))
+            pending = [event for event, *_ in transient]
+            try:
+                transient = self._post_split(pending, outcome)
+            except EnsoError as err:
+                # The batch itself landed; only these re-sends failed: they stay failed, with the cause.
+                code = err.code if err.code is not None else err.status_code
+                outcome.failures.extend((event, code, err.status_code, str(err)) for event in pending)
+                return outcome
+        outcome.failures.extend(transient)
+        return outcome
+
+    def _post_split(
+        self, batch: list[Event], outcome: _Outcome
+    ) -> list[tuple[Event, int | str | None, int | None, str]]:
+        """Post ``batch``; on 413 split it in halves. Return the records that failed transiently."""
+        body = encode_batch([event.data for event in batch])
+        try:
+            outcome.requests += 1
+            result = self.poster.post_batch_body(body, sent=len(batch))
+        except EnsoRequestError as err:
+            if err.status_code == 413 and len(batch) > 1:
+                # Enso's payload limit is undocumented: a body too large is split, never dropped.
+                half = len(batch) // 2
+                return self._post_split(batch[:half], outcome) + self._post_split(batch[half:], outcome)
+            # The whole request was refused for a reason resending cannot fix: every record failed.
+            code = err.code if err.code is not None else f"http_{err.status_code}"
+            outcome.failures.extend((event, code, err.status_code, str(err)) for event in batch)
+            return []
+        transient: list[tuple[Event, int | str | None, int | None, str]] = []
+        outcome.success += result.success
+        for record in result.failed_records:
+            failed = (batch[record.index], record.code, record.status_code, record.error)
+            if is_transient_status(record.status_code):
+                transient.append(failed)
+            else:
+                outcome.failures.append(failed)
+        return transient
+
+
+def validate_delivery_options(batch_size: int, max_batch_bytes: int, concurrency: int) -> None:
+    """Raise ``ValueError`` with a clear message for delivery options that cannot work."""
+    for name, value, least in (
+        ("batch_size", batch_size, 1),
+        ("max_batch_bytes", max_batch_bytes, 1024),
+        ("concurrency", concurrency, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}")

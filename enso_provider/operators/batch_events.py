@@ -1,0 +1,282 @@
+"""EnsoBatchEventsOperator: usage rows (XCom or SQL) -> validated events -> Enso, a report and a policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow.exceptions import AirflowFailException
+from airflow.sdk import BaseHook, BaseOperator
+
+from enso_provider.delivery import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_BATCH_BYTES,
+    DeliveryReport,
+    validate_delivery_options,
+)
+from enso_provider.events import Event, EventMapper, Rejection
+from enso_provider.exceptions import EnsoConfigError, EnsoError
+from enso_provider.hooks.enso import EnsoHook
+from enso_provider.operators.policy import FailurePolicy
+from enso_provider.operators.rejected import RejectedRecordsWriter
+from enso_provider.operators.report import format_report
+from enso_provider.sources import DEFAULT_FETCH_SIZE, SqlChunks
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def run_namespace(context: Context) -> str:
+    """
+    The eventId namespace of one task run: the DAG, the task, and the data interval (the run id when
+    the run has none), plus the map index of a mapped task.
+
+    A retry or a cleared task has the same namespace, so it builds the same eventIds; two intervals
+    or two partitions never share one.
+    """
+    ti = context["ti"]
+    start = context.get("data_interval_start")
+    end = context.get("data_interval_end")
+    window = f"{start.isoformat()}/{end.isoformat()}" if start is not None and end is not None else None
+    if window is None or start == end:
+        # Manual runs and CronTriggerTimetable runs have no (or a zero-length) interval.
+        window = f"run:{context['run_id']}" if window is None else f"{window}|run:{context['run_id']}"
+    parts = [ti.dag_id, ti.task_id, window]
+    map_index = getattr(ti, "map_index", -1)
+    if map_index is not None and map_index >= 0:
+        parts.append(f"map:{map_index}")
+    return "|".join(parts)
+
+
+class EnsoBatchEventsOperator(BaseOperator):
+    """
+    Send usage rows to Enso as events: from an upstream task (XCom) or from SQL, streamed.
+
+    Every row is accounted for in the returned report: accepted by Enso, refused by Enso (``failed``),
+    or rejected locally before sending (``invalid``), so that ``total == success + failed + invalid``.
+    Everything deliverable is delivered first; then the failure policy decides the task's state.
+
+    Source (exactly one):
+
+    :param events: a list of mappings, or an XComArg such as ``upstream.output``. (templated)
+    :param sql: one SELECT, or a path to a ``.sql`` file. (templated)
+    :param sql_conn_id: the Airflow connection the SQL runs on; any connection whose hook is a
+        ``DbApiHook`` (PostgreSQL, MySQL/MariaDB, SQLite, Snowflake, BigQuery, ...).
+    :param parameters: the SQL's parameters. (templated)
+    :param fetch_size: rows fetched per round trip while streaming the SQL result.
+
+    Mapping (see the README's "Rows to events"):
+
+    :param field_map: ``{event field: source column}``. (templated)
+    :param defaults: constant fields for every event, e.g. ``{"metric": "api_calls"}``. (templated)
+    :param metadata_columns: columns collected into ``metadata``, or ``"*"`` for every unmapped one.
+    :param row_mapper: a callable ``row -> event mapping`` for anything the above cannot say.
+    :param job_id: a ``JobId`` for every event, unless a row maps its own. (templated)
+    :param event_id_column: a column holding a unique key per row, used for ``eventId``.
+    :param timezone: the zone of naive timestamps (default UTC; never guessed from the clock).
+    :param timestamp_unit: ``"s"`` or ``"ms"`` to accept epoch numbers as timestamps.
+
+    Delivery:
+
+    :param enso_conn_id: the Enso connection.
+    :param batch_size: most events per request (default 500).
+    :param max_batch_bytes: most bytes per request body (default 512 KiB).
+    :param concurrency: most requests in flight (default 4).
+
+    Policy:
+
+    :param max_failures: most failed rows (rejected locally + refused by Enso) before the run is a
+        breach; None for no limit. Default 0.
+    :param max_failure_ratio: most failed rows as a share of all rows (0.0-1.0); None for no limit.
+    :param on_breach: ``"fail"`` (the task fails without retrying) or ``"warn"`` (it logs a warning and
+        succeeds).
+    :param dry_run: read, map and validate everything, post nothing.
+    :param rejected_records_path: where every rejected row is written as JSON Lines, through Airflow's
+        ``ObjectStoragePath`` (``file://``, ``s3://``, ``gs://``, ...). (templated)
+    """
+
+    template_fields: Sequence[str] = (
+        "events",
+        "sql",
+        "parameters",
+        "field_map",
+        "defaults",
+        "job_id",
+        "rejected_records_path",
+    )
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers = {"sql": "sql", "parameters": "json", "field_map": "json", "defaults": "json"}
+    ui_color = "#e8f4ea"
+
+    def __init__(
+        self,
+        *,
+        events: Any = None,
+        sql: str | None = None,
+        sql_conn_id: str | None = None,
+        parameters: Sequence[Any] | Mapping[str, Any] | None = None,
+        fetch_size: int = DEFAULT_FETCH_SIZE,
+        field_map: Mapping[str, str] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        metadata_columns: Sequence[str] | Literal["*"] | None = None,
+        row_mapper: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+        job_id: str | None = None,
+        event_id_column: str | None = None,
+        timezone: str = "UTC",
+        timestamp_unit: Literal["s", "ms"] | None = None,
+        enso_conn_id: str = EnsoHook.default_conn_name,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        max_failures: int | None = 0,
+        max_failure_ratio: float | None = None,
+        on_breach: Literal["fail", "warn"] = "fail",
+        dry_run: bool = False,
+        rejected_records_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.events = events
+        self.sql = sql
+        self.sql_conn_id = sql_conn_id
+        self.parameters = parameters
+        self.fetch_size = fetch_size
+        self.field_map = field_map
+        self.defaults = defaults
+        self.metadata_columns = metadata_columns
+        self.row_mapper = row_mapper
+        self.job_id = job_id
+        self.event_id_column = event_id_column
+        self.timezone = timezone
+        self.timestamp_unit = timestamp_unit
+        self.enso_conn_id = enso_conn_id
+        self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
+        self.concurrency = concurrency
+        self.max_failures = max_failures
+        self.max_failure_ratio = max_failure_ratio
+        self.on_breach = on_breach
+        # Not `self.dry_run`: that name is BaseOperator's method for rendering templates only.
+        self.is_dry_run = dry_run
+        self.rejected_records_path = rejected_records_path
+
+    @cached_property
+    def hook(self) -> EnsoHook:
+        """The Enso hook (built on first use, in ``execute``)."""
+        return EnsoHook(enso_conn_id=self.enso_conn_id)
+
+    # -- argument checks, at execute time ----------------------------------------------------------------
+
+    def _check_arguments(self) -> FailurePolicy:
+        has_events = self.events is not None
+        has_sql = bool(self.sql and str(self.sql).strip())
+        if has_events == has_sql:
+            raise AirflowFailException(
+                "EnsoBatchEventsOperator needs exactly one source: `events` (a list or an XComArg) "
+                f"or `sql` with `sql_conn_id`; got {'both' if has_events else 'neither'}."
+            )
+        if has_sql and not self.sql_conn_id:
+            raise AirflowFailException("`sql` needs `sql_conn_id`, the connection to run it on.")
+        if has_events and isinstance(self.events, (str, bytes, Mapping)):
+            raise AirflowFailException(
+                f"`events` must be a list of mappings, got a {type(self.events).__name__}."
+            )
+        if isinstance(self.fetch_size, bool) or not isinstance(self.fetch_size, int) or self.fetch_size < 1:
+            raise AirflowFailException(f"fetch_size must be a positive integer, got {self.fetch_size!r}")
+        try:
+            validate_delivery_options(self.batch_size, self.max_batch_bytes, self.concurrency)
+            return FailurePolicy(
+                max_failures=self.max_failures,
+                max_failure_ratio=self.max_failure_ratio,
+                on_breach=self.on_breach,
+            )
+        except ValueError as err:
+            raise AirflowFailException(str(err)) from None
+
+    def _mapper(self, context: Context) -> EventMapper:
+        try:
+            return EventMapper(
+                field_map=self.field_map,
+                defaults=self.defaults,
+                metadata_columns=self.metadata_columns,
+                row_mapper=self.row_mapper,
+                job_id=self.job_id or None,
+                event_id_column=self.event_id_column,
+                timezone=self.timezone,
+                timestamp_unit=self.timestamp_unit,
+                namespace=run_namespace(context),
+            )
+        except ValueError as err:
+            raise AirflowFailException(f"Bad mapping arguments: {err}") from None
+
+    # -- sources ------------------------------------------------------------------------------------------
+
+    def _sql_hook(self) -> Any:
+        from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+        assert self.sql_conn_id is not None
+        hook = BaseHook.get_connection(self.sql_conn_id).get_hook()
+        if not isinstance(hook, DbApiHook):
+            raise AirflowFailException(
+                f"Connection {self.sql_conn_id!r} gives a {type(hook).__name__}, which is not a DbApiHook: "
+                "the SQL source needs a SQL database connection."
+            )
+        return hook
+
+    def _items(self, mapper: EventMapper) -> Iterator[Event | Rejection]:
+        if self.events is not None:
+            rows = self.events
+            if not isinstance(rows, Iterable):
+                raise AirflowFailException(f"`events` must be a list of mappings, got {type(rows).__name__}")
+            yield from mapper.map(rows)
+            return
+        chunks = SqlChunks(self._sql_hook(), str(self.sql), self.parameters, fetch_size=self.fetch_size)
+        for chunk in chunks:
+            yield from mapper.map(chunk, columns=chunks.columns)
+
+    # -- the run ------------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        policy = self._check_arguments()
+        mapper = self._mapper(context)
+        writer = RejectedRecordsWriter(self.rejected_records_path) if self.rejected_records_path else None
+        self.log.info(
+            "Sending usage from %s to Enso (connection %r)%s",
+            "SQL" if self.sql else "XCom",
+            self.enso_conn_id,
+            " as a dry run: nothing will be posted" if self.is_dry_run else "",
+        )
+        report: DeliveryReport | None = None
+        try:
+            report = self.hook.send_events(
+                self._items(mapper),
+                batch_size=self.batch_size,
+                max_batch_bytes=self.max_batch_bytes,
+                concurrency=self.concurrency,
+                dry_run=self.is_dry_run,
+                on_failure=writer.write if writer else None,
+                logger=self.log,
+            )
+        except EnsoError:
+            self.log.error("Delivery stopped; a retry of this task re-sends the same eventIds, never twice.")
+            raise
+        finally:
+            if writer is not None:
+                writer.close()
+        result = report.as_dict()
+        result["rejected_records_path"] = writer.path if writer and writer.written else None
+        for line in format_report(result).splitlines():
+            self.log.info("%s", line)
+        if report.total == 0:
+            self.log.info("No rows to send: nothing was posted.")
+        breach = policy.breach(report)
+        if breach:
+            if policy.on_breach == "fail":
+                raise AirflowFailException(breach)
+            self.log.warning("%s (on_breach='warn': the task succeeds)", breach)
+        return result
+
+
+__all__ = ["EnsoBatchEventsOperator", "EnsoConfigError", "run_namespace"]

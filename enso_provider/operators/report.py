@@ -1,0 +1,35 @@
+"""The delivery report as a readable table for the task log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+_ROWS = (
+    ("total", "rows read"),
+    ("success", "accepted by Enso"),
+    ("failed", "refused by Enso"),
+    ("invalid", "rejected locally (never sent)"),
+    ("sent", "events sent"),
+    ("batches", "requests"),
+)
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """Render the report's counts, its error codes and the rejected-records path as a small table."""
+    title = "Enso delivery report" + (" (dry run: nothing was posted)" if report.get("dry_run") else "")
+    lines = [title, "-" * len(title)]
+    width = max(len(label) for _, label in _ROWS)
+    for key, label in _ROWS:
+        lines.append(f"{label:<{width}}  {report.get(key, 0):>12,}")
+    errors = report.get("errors") or {}
+    if errors:
+        lines.append("errors by code:")
+        for code, count in errors.items():
+            lines.append(f"  {code!s:<{width - 2}}  {count:>12,}")
+    if report.get("rejected_records_path"):
+        lines.append(f"rejected records: {report['rejected_records_path']}")
+    if report.get("elapsed_seconds"):
+        rate = report.get("total", 0) / report["elapsed_seconds"]
+        lines.append(f"elapsed: {report['elapsed_seconds']:.1f}s ({rate:,.0f} rows/s)")
+    return "\n".join(lines)
