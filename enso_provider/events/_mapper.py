@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -92,7 +93,20 @@ _INT_LO = -(2**63)
 _INT_HI = 2**64 - 1
 _SORT = orjson.OPT_SORT_KEYS
 _EMPTY = orjson.Fragment(b"{}")
-_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
+# Metadata: sorted keys, and every value orjson would write its own way (datetimes, subclasses,
+# dataclasses, numpy, Decimal...) handed to json_safe, so the bytes follow json_safe's rules.
+_METADATA_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def _metadata_default(value: Any) -> Any:
+    return json_safe(value, strict=True)
+
+
 #: Bytes an eventId adds to an event besides its own text: ``,"eventId":""``.
 _ID_OVERHEAD = len(b',"eventId":""')
 _GENERATED_ID_LEN = 3 + 32
@@ -172,7 +186,7 @@ class Rejection:
 class _Plan:
     """Where each field comes from, for one column layout: compiled once, used for every row."""
 
-    __slots__ = ("columns", "error", "meta", "meta_fast", "slots", "sources")
+    __slots__ = ("columns", "error", "meta", "meta_fast", "required", "slots", "sources")
 
     def __init__(
         self,
@@ -189,6 +203,8 @@ class _Plan:
         self.meta = meta  # (metadata key, column index)
         self.meta_fast = meta_fast
         self.error = error
+        # CustomerEntityId, metric, value and timestamp in one C call when all four are columns.
+        self.required = _getter(slots[:4])
 
 
 class _Source:
@@ -199,6 +215,27 @@ class _Source:
     def __init__(self, index: int, error: str | None = None) -> None:
         self.index = index
         self.error = error
+
+
+def _no_fields(vals: Any) -> tuple[Any, Any, Any, Any]:
+    return None, None, None, None
+
+
+def _getter(indexes: Sequence[int]) -> Callable[[Any], tuple[Any, Any, Any, Any]]:
+    """``vals -> (v0, v1, v2, v3)`` for the four indexes, None where an index is -1 (no column)."""
+    if all(i >= 0 for i in indexes):
+        return itemgetter(*indexes)
+    a, b, c, d = indexes
+
+    def get(vals: Any) -> tuple[Any, Any, Any, Any]:
+        return (
+            vals[a] if a >= 0 else None,
+            vals[b] if b >= 0 else None,
+            vals[c] if c >= 0 else None,
+            vals[d] if d >= 0 else None,
+        )
+
+    return get
 
 
 def _find(names: Sequence[str | None], wanted: str) -> _Source:
@@ -541,21 +578,27 @@ class EventMapper:
         event_cls = Event
         encode = orjson.dumps
         fragment = orjson.Fragment
-        sort = _SORT
-        plain_scalars = _PLAIN_SCALARS
+        meta_default = _metadata_default
+        meta_options = _METADATA_OPTIONS
         from_bytes = int.from_bytes
         ts_text = self._ts_text
         ts_datetime = self._ts_datetime
         tz_is_utc = self._tz_is_utc
         utc = _UTC
-        occurrences = self._occurrences.add
+        counter = self._occurrences
+        occurrences = counter.add
+        tables = counter.tables
+        masks = counter.masks
+        room = counter.room
         content_seed = self._content_seed
         max_bytes = self.max_event_bytes
+        # Longest content whose event (with a first-occurrence generated id) fits max_bytes.
+        content_limit = max_bytes - _ID_OVERHEAD - _GENERATED_ID_LEN
         row_mapper = self.row_mapper
         plans = self._plans
         defaults = self._defaults
         d_job = defaults.get(JOB_ID)
-        d_meta = fragment(encode(defaults[METADATA], option=sort)) if defaults.get(METADATA) else _EMPTY
+        d_meta = fragment(encode(defaults[METADATA], option=_SORT)) if defaults.get(METADATA) else _EMPTY
         ident_slow = self._identifier_slow
         value_slow = self._value_slow
         ts_slow = self._timestamp_slow
@@ -565,13 +608,15 @@ class EventMapper:
         key_mode = bool(self.event_id_column)
 
         last: _Plan | None = None
-        i_cid = i_metric = i_value = i_ts = i_meta = i_eid = i_job = -1
+        i_meta = i_eid = i_job = -1
+        required: Callable[[Any], tuple[Any, Any, Any, Any]] = _no_fields
         raw: Any
         meta_cols: tuple[tuple[str, int], ...] = ()
         meta_fast = False
         plain_ids = True
 
         for row in rows:
+            # Read back each row: another map() of the same run may have advanced it meanwhile.
             index = self._rows_seen
             self._rows_seen = index + 1
             plan = fixed
@@ -597,34 +642,36 @@ class EventMapper:
                 if plan is not last:
                     if plan.error:
                         raise FieldError(INVALID_ROW, None, plan.error)
-                    i_cid, i_metric, i_value, i_ts, i_meta, i_eid, i_job, _ = plan.slots
+                    _, _, _, _, i_meta, i_eid, i_job, _ = plan.slots
+                    required = plan.required
                     meta_cols = plan.meta
                     meta_fast = plan.meta_fast
                     plain_ids = i_eid < 0 and not key_mode
                     last = plan
 
                 # CustomerEntityId and metric: stripped strings, the common case inline.
-                raw = vals[i_cid] if i_cid >= 0 else None
+                raw_cid, raw_metric, raw_value, raw_ts = required(vals)
+                raw = raw_cid
                 cid = raw.strip() if type(raw) is str else None
                 if not cid:
                     cid = ident_slow(raw, CUSTOMER_ENTITY_ID, plan)
-                raw = vals[i_metric] if i_metric >= 0 else None
+                raw = raw_metric
                 metric = raw.strip() if type(raw) is str else None
                 if not metric:
                     metric = ident_slow(raw, METRIC, plan)
 
                 # value: a finite float or a 64-bit int goes as is (x - x is 0.0 only if finite).
-                raw = vals[i_value] if i_value >= 0 else None
+                raw = raw_value
                 kind = type(raw)
                 if kind is float:
                     value = raw if raw - raw == 0.0 else value_slow(raw, plan)
-                elif kind is int and _INT_LO <= raw <= _INT_HI:
+                elif kind is int and -9223372036854775808 <= raw <= 18446744073709551615:  # orjson's range
                     value = raw
                 else:
                     value = value_slow(raw, plan)
 
                 # timestamp: cached by input value (usage data repeats its hourly buckets).
-                raw = vals[i_ts] if i_ts >= 0 else None
+                raw = raw_ts
                 kind = type(raw)
                 if kind is str:
                     ts = ts_text.get(raw) or ts_slow(raw, plan)
@@ -633,21 +680,15 @@ class EventMapper:
                 else:
                     ts = ts_slow(raw, plan)
 
-                # metadata: plain scalars from columns encode directly; anything else goes slow.
+                # metadata: orjson writes plain values and hands everything else to json_safe;
+                # what it refuses (non-string keys, huge ints) takes the slow path.
                 if meta_fast:
                     bag = {}
-                    plain = True
                     for name, i in meta_cols:
-                        raw = vals[i]
-                        if type(raw) not in plain_scalars:
-                            plain = False
-                        bag[name] = raw
-                    if plain:
-                        try:
-                            meta = fragment(encode(bag, option=sort))
-                        except TypeError:
-                            meta = metadata_slow(None, bag, plan)
-                    else:
+                        bag[name] = vals[i]
+                    try:
+                        meta = fragment(encode(bag, default=meta_default, option=meta_options))
+                    except TypeError:
                         meta = metadata_slow(None, bag, plan)
                 elif i_meta >= 0 or meta_cols:
                     bag = {name: vals[i] for name, i in meta_cols}
@@ -655,27 +696,31 @@ class EventMapper:
                 else:
                     meta = d_meta
 
-                raw = vals[i_job] if i_job >= 0 else None
-                job = raw.strip() if type(raw) is str else None
-                if not job:
-                    job = d_job if raw is None else ident_slow(raw, JOB_ID, plan)
+                if i_job < 0:
+                    job = d_job
+                else:
+                    raw = vals[i_job]
+                    job = raw.strip() if type(raw) is str else None
+                    if not job:
+                        job = d_job if raw is None else ident_slow(raw, JOB_ID, plan)
 
+                # Literal keys (not the module constants): a constant-key dict, no global look-ups.
                 if job is None:
                     body = {
-                        CUSTOMER_ENTITY_ID: cid,
-                        METRIC: metric,
-                        VALUE: value,
-                        TIMESTAMP: ts,
-                        METADATA: meta,
+                        "CustomerEntityId": cid,
+                        "metric": metric,
+                        "value": value,
+                        "timestamp": ts,
+                        "metadata": meta,
                     }
                 else:
                     body = {
-                        CUSTOMER_ENTITY_ID: cid,
-                        METRIC: metric,
-                        VALUE: value,
-                        TIMESTAMP: ts,
-                        METADATA: meta,
-                        JOB_ID: job,
+                        "CustomerEntityId": cid,
+                        "metric": metric,
+                        "value": value,
+                        "timestamp": ts,
+                        "metadata": meta,
+                        "JobId": job,
                     }
                 try:
                     content = encode(body)
@@ -685,16 +730,32 @@ class EventMapper:
                 if plain_ids or (not key_mode and vals[i_eid] is None):
                     # The content id: hash of namespace + the event's canonical bytes, with the
                     # occurrence number of identical content in this run after the first.
-                    if len(content) + _ID_OVERHEAD + _GENERATED_ID_LEN > max_bytes:
-                        raise self._too_large(len(content) + _ID_OVERHEAD + _GENERATED_ID_LEN, content)
+                    if len(content) > content_limit:
+                        raise self._too_large(len(content) + max_bytes - content_limit, content)
                     hasher = content_seed.copy()
                     hasher.update(content)
                     digest = hasher.digest()
-                    seen = occurrences(from_bytes(digest, "little") & _M64)
-                    event_id = "ev_" + digest.hex() if seen == 1 else f"ev_{digest.hex()}-{seen}"
-                    data = b'%b,"eventId":"%b"}' % (content[:-1], event_id.encode())
-                    if len(data) > max_bytes:
-                        raise self._too_large(len(data), content)
+                    # OccurrenceCounter.add, inlined for its common case: the first probe finds
+                    # an empty slot in a table with room. Anything else goes through add().
+                    fingerprint = from_bytes(digest, "little") & _M64
+                    part = fingerprint & 63
+                    table = tables[part]
+                    slot = (fingerprint >> 6) & masks[part]
+                    if table[slot] == 0 and room[part] > 1:
+                        table[slot] = (fingerprint ^ part) | 1
+                        room[part] -= 1
+                        event_id = "ev_" + digest.hex()
+                        data = b'%b,"eventId":"%b"}' % (content[:-1], event_id.encode())
+                    else:
+                        seen = occurrences(fingerprint)
+                        if seen == 1:
+                            event_id = "ev_" + digest.hex()
+                            data = b'%b,"eventId":"%b"}' % (content[:-1], event_id.encode())
+                        else:
+                            event_id = f"ev_{digest.hex()}-{seen}"
+                            data = b'%b,"eventId":"%b"}' % (content[:-1], event_id.encode())
+                            if len(data) > max_bytes:
+                                raise self._too_large(len(data), content)
                 else:
                     event_id, data = id_slow(vals, plan, content)
                 item = new_tuple(event_cls, (index, event_id, data))
@@ -804,6 +865,7 @@ class EventMapper:
         return text
 
     def _metadata_slow(self, mapped: Any, columns: dict[str, Any], plan: _Plan) -> orjson.Fragment:
+        """The metadata object: the mapped one (or the default), with the metadata columns on top."""
         base: Any
         if is_missing(mapped):
             base = self._defaults.get(METADATA)
@@ -814,9 +876,7 @@ class EventMapper:
                 try:
                     base = orjson.loads(mapped)
                 except orjson.JSONDecodeError:
-                    raise FieldError(
-                        INVALID_METADATA, METADATA, f"metadata {show(mapped)} is not a JSON object"
-                    ) from None
+                    base = None
                 if not isinstance(base, dict):
                     raise FieldError(
                         INVALID_METADATA, METADATA, f"metadata {show(mapped)} is not a JSON object"
@@ -829,13 +889,17 @@ class EventMapper:
                 METADATA,
                 f"metadata {show(mapped)} of type {type(mapped).__name__} is not an object",
             )
+        # The metadata columns win over the object's keys.
+        bag = {**base, **columns} if base and columns else base or columns
+        if not bag:
+            return _EMPTY
         try:
-            bag = json_safe(base, strict=True) if base else {}
-            for name, raw in columns.items():
-                bag[name] = json_safe(raw, strict=True)
-            if not bag:
-                return _EMPTY
-            return orjson.Fragment(orjson.dumps(bag, option=_SORT))
+            return orjson.Fragment(orjson.dumps(bag, default=_metadata_default, option=_METADATA_OPTIONS))
+        except TypeError:
+            pass  # non-string keys, huge ints, values json_safe refuses: decide below
+        try:
+            safe = json_safe(bag, strict=True)
+            return orjson.Fragment(orjson.dumps(safe, option=_SORT))
         except (JsonSafeError, TypeError, ValueError, RecursionError) as exc:
             raise FieldError(
                 INVALID_METADATA, METADATA, f"metadata cannot be encoded as JSON: {exc}"

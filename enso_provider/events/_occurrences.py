@@ -26,16 +26,24 @@ _INLINE_MAX = _LOW  # the largest count a slot holds inline
 
 
 class OccurrenceCounter:
-    """Exact occurrence counts of 64-bit fingerprints, in ~8-16 bytes per distinct fingerprint."""
+    """
+    Exact occurrence counts of 64-bit fingerprints, in 8-16 bytes per distinct fingerprint.
 
-    __slots__ = ("_over", "_sizes", "_tables", "distinct")
+    ``tables``, ``masks`` and ``room`` are read by the mapper's loop, which inserts a new
+    fingerprint itself when its first probe finds an empty slot and the table has room (the
+    common case) and calls :meth:`add` for everything else.
+    """
+
+    __slots__ = ("_over", "masks", "room", "tables")
 
     def __init__(self) -> None:
-        self._tables = [array("Q", [0]) * _INITIAL_SLOTS for _ in range(_PARTS)]
-        self._sizes = [0] * _PARTS
+        #: One open-addressing table per partition (the fingerprint's low 6 bits).
+        self.tables = [array("Q", [0]) * _INITIAL_SLOTS for _ in range(_PARTS)]
+        #: ``len(table) - 1`` per partition.
+        self.masks = [_INITIAL_SLOTS - 1] * _PARTS
+        #: Inserts left before a partition's table is half full and must double.
+        self.room = [_INITIAL_SLOTS // 2] * _PARTS
         self._over: dict[int, int] = {}
-        #: How many distinct fingerprints have been seen.
-        self.distinct = 0
 
     def add(self, fingerprint: int) -> int:
         """
@@ -44,18 +52,17 @@ class OccurrenceCounter:
         :param fingerprint: an integer in ``[0, 2**64)``, uniformly distributed (a hash).
         """
         part = fingerprint & _LOW
-        table = self._tables[part]
+        table = self.tables[part]
         key = fingerprint ^ part  # the 58 high bits; the low 6 are implied by the partition
-        mask = len(table) - 1
+        mask = self.masks[part]
         slot = (fingerprint >> _PART_BITS) & mask
         while True:
             held = table[slot]
             if held == 0:
                 table[slot] = key | 1
-                size = self._sizes[part] + 1
-                self._sizes[part] = size
-                self.distinct += 1
-                if size * 2 > len(table):
+                room = self.room[part] - 1
+                self.room[part] = room
+                if room <= 0:
                     self._grow(part)
                 return 1
             if held & _HIGH == key:
@@ -69,7 +76,7 @@ class OccurrenceCounter:
             slot = (slot + 1) & mask
 
     def _grow(self, part: int) -> None:
-        old = self._tables[part]
+        old = self.tables[part]
         table = array("Q", [0]) * (len(old) * 2)
         mask = len(table) - 1
         for held in old:
@@ -78,12 +85,15 @@ class OccurrenceCounter:
                 while table[slot]:
                     slot = (slot + 1) & mask
                 table[slot] = held
-        self._tables[part] = table
+        self.tables[part] = table
+        self.masks[part] = mask
+        self.room[part] = len(table) // 2 - (len(old) // 2 - self.room[part])
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the tables (not counting the small overflow dict)."""
-        return sum(len(t) * t.itemsize for t in self._tables)
+        return sum(len(t) * t.itemsize for t in self.tables)
 
     def __len__(self) -> int:
-        return self.distinct
+        """How many distinct fingerprints have been seen."""
+        return sum(len(t) // 2 - r for t, r in zip(self.tables, self.room, strict=True))
