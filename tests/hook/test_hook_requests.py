@@ -404,6 +404,7 @@ def test_secrets_never_reach_logs_errors_or_reprs(monkeypatch, enso, caplog):
         texts += [str(info.value), repr(info.value), info.value.body, repr(hook), repr(hook.settings)]
         texts.append(repr(hook.__dict__))
         texts.append(str(hook.test_connection()))
+        enso.clear_faults()
     # A server that echoes the credential back must not leak it either.
     enso.inject("status", count=1, status=418, body=f'{{"message": "bad token {TOKEN}"}}')
     with pytest.raises(EnsoRequestError) as info:
