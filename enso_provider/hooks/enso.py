@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -286,6 +287,13 @@ class EnsoHook(BaseHook):
                 {"User-Agent": USER_AGENT, "Content-Type": "application/json", "Accept": "application/json"}
             )
             session.verify = self.settings.verify
+            # Read proxy and CA settings from the environment once, not on every request (requests
+            # re-reads them per call while trust_env is on, which costs more than the batch's encoding).
+            session.proxies.update(requests.utils.get_environ_proxies(self.settings.base_url))
+            ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if self.settings.verify and ca_bundle:
+                session.verify = ca_bundle
+            session.trust_env = False
             self._local.session = session
             with self._sessions_lock:
                 self._sessions.append(session)
@@ -487,14 +495,8 @@ class EnsoHook(BaseHook):
         self,
         events: Iterable[Mapping[str, Any] | Event | Rejection],
         *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
-        concurrency: int = DEFAULT_CONCURRENCY,
-        record_retries: int = DEFAULT_RECORD_RETRIES,
         namespace: str = "",
-        dry_run: bool = False,
-        on_failure: Callable[[Failure], None] | None = None,
-        logger: Any = None,
+        **options: Any,
     ) -> DeliveryReport:
         """
         Validate, batch and send any number of events, and account for each of them.
@@ -508,15 +510,36 @@ class EnsoHook(BaseHook):
             ``value``, ``timestamp``, optional ``metadata``, ``eventId``, ``JobId``), or items already
             mapped by :class:`~enso_provider.events.EventMapper`. A mapping without ``eventId`` gets a
             deterministic one (see the README).
+        :param namespace: the namespace of generated eventIds.
+        :param options: the options of :meth:`deliver`.
+        :return: the delivery report; ``sent == success + failed`` and
+            ``total == success + failed + invalid``.
+        """
+        return self.deliver(_as_items(events, namespace), **options)
+
+    def deliver(
+        self,
+        items: Iterable[Event | Rejection],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        record_retries: int = DEFAULT_RECORD_RETRIES,
+        dry_run: bool = False,
+        on_failure: Callable[[Failure], None] | None = None,
+        logger: Any = None,
+    ) -> DeliveryReport:
+        """
+        Send items already mapped by :class:`~enso_provider.events.EventMapper` (the operators' path).
+
+        :param items: encoded events and local rejections, in input order.
         :param batch_size: most events per request.
         :param max_batch_bytes: most bytes per request body.
         :param concurrency: most requests in flight.
         :param record_retries: rounds of re-sending transiently failed records.
-        :param namespace: the namespace of generated eventIds (the operator passes the task run's).
-        :param dry_run: validate and batch, post nothing.
+        :param dry_run: batch and count, post nothing.
         :param on_failure: called with every failed row (local or remote), in the caller's thread.
-        :return: the delivery report; ``sent == success + failed`` and
-            ``total == success + failed + invalid``.
+        :param logger: where progress lines go (the task's logger).
         :raises EnsoError: a whole request failed in a way retries could not fix; batches in flight
             were finished first.
         """
@@ -533,7 +556,7 @@ class EnsoHook(BaseHook):
             on_failure=on_failure,
             logger=logger or self.log,
         )
-        return delivery.run(_as_items(events, namespace))
+        return delivery.run(items)
 
     def test_connection(self) -> tuple[bool, str]:
         """

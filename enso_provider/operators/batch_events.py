@@ -250,7 +250,7 @@ class EnsoBatchEventsOperator(BaseOperator):
         )
         report: DeliveryReport | None = None
         try:
-            report = self.hook.send_events(
+            report = self.hook.deliver(
                 self._items(mapper),
                 batch_size=self.batch_size,
                 max_batch_bytes=self.max_batch_bytes,
