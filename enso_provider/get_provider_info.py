@@ -72,6 +72,9 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "Enso", "python-modules": ["enso_provider.hooks.enso"]}],
+        "task-decorators": [
+            {"name": "enso_events", "class-name": "enso_provider.decorators.enso_events.enso_events_task"}
+        ],
         "connection-types": [
             {
                 "connection-type": "enso",

@@ -1,0 +1,37 @@
+"""Fixtures of the integration tests: the emulator as ``enso_default``, the decorator DAGs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from enso_provider.testing import EnsoEmulator
+
+CUSTOMERS = ["cust_1", "cust_2", "cust_3"]
+TOKEN = "integration-test-token-7731"
+
+
+@pytest.fixture
+def enso(monkeypatch: pytest.MonkeyPatch) -> Iterator[EnsoEmulator]:
+    """The emulator, registered as the ``enso_default`` connection, with short retry waits."""
+    with EnsoEmulator(customers=CUSTOMERS, token=TOKEN) as emulator:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_ENSO_DEFAULT",
+            emulator.connection_json(timeout=5, backoff_factor=0.01, backoff_max=0.05),
+        )
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def decorator_dagbag(airflow_db: Path) -> Any:
+    """The decorator test DAGs, parsed from the session's dags folder (where tests/conftest.py links them)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    path = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "enso_test_decorator_dags.py"
+    bag = DagBag(dag_folder=str(path))
+    assert bag.import_errors == {}
+    return bag
