@@ -245,9 +245,12 @@ class Delivery:
                     next_progress = time.monotonic() + self.progress_interval
             while self._in_flight:
                 self._collect(block=True)
-        except BaseException:
-            # Let what is in flight land and be counted, then re-raise the first error.
+        except BaseException as err:
+            # Let what is in flight land and be counted, then re-raise the first error, carrying the
+            # counts so far: what was accepted before the stop is known, not guessed.
             self._drain()
+            if isinstance(err, EnsoError):
+                err.report = report
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

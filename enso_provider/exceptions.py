@@ -50,6 +50,8 @@ class EnsoError(AirflowException):
         self.status_code = status_code
         self.code = code
         self.body = truncate(body)
+        #: The delivery report up to the failure, when the error stopped a delivery.
+        self.report: Any = None
         super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -259,8 +259,17 @@ class EnsoBatchEventsOperator(BaseOperator):
                 on_failure=writer.write if writer else None,
                 logger=self.log,
             )
-        except EnsoError:
-            self.log.error("Delivery stopped; a retry of this task re-sends the same eventIds, never twice.")
+        except EnsoError as err:
+            if err.report is not None:
+                partial = err.report.as_dict()
+                partial["rejected_records_path"] = writer.path if writer and writer.written else None
+                for line in format_report(partial).splitlines():
+                    self.log.error("%s", line)
+            self.log.error(
+                "Delivery stopped: %s. A retry of this task sends the same eventIds again, "
+                "so what was accepted above is not counted twice where Enso dedupes.",
+                type(err).__name__,
+            )
             raise
         finally:
             if writer is not None:

@@ -137,10 +137,13 @@ def test_payload_too_large_splits_the_batch(monkeypatch):
 
 def test_a_batch_that_exhausts_retries_stops_the_run_after_in_flight_batches_land(enso):
     enso.inject("status", count=10, status=503, after=2)
-    with pytest.raises(EnsoServerError):
+    with pytest.raises(EnsoServerError) as info:
         EnsoHook().send_events(rows(50), batch_size=5, concurrency=1)
     # The first two batches landed; nothing after the failing one was sent.
     assert len(enso.events) == 10
+    # The error carries the counts up to the stop; the failed batch is not counted as sent.
+    report = info.value.report
+    assert (report.sent, report.success, report.failed) == (10, 10, 0)
 
 
 def test_dry_run_posts_nothing_and_needs_no_connection(monkeypatch):
