@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit demo bench screenshots clean
+.PHONY: install test lint typecheck unit demo bench bench-emulator screenshots clean
 
 # The venv is (re)built when missing or when the pinned set or the package metadata changed.
 $(STAMP): pyproject.toml constraints.txt
@@ -34,8 +34,13 @@ unit: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
+# Throughput and memory: ceiling vs naive baseline vs the operator (ROWS=1000000 by default).
+ROWS ?= 1000000
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_emulator.py
+	$(BIN)/python benchmarks/bench_pipeline.py --rows $(ROWS)
+
+bench-emulator: $(STAMP)
+	$(BIN)/python benchmarks/bench_emulator.py --events $(ROWS)
 
 clean:
 	rm -rf $(VENV) .airflow_home .demo .bench build *.egg-info
