@@ -59,7 +59,9 @@ def _chunk(shape: str, start: int, size: int) -> list[Any]:
         if shape == "tuple-meta2":
             rows.append((customer, metric, value, stamp, REGIONS[i % 3], PLANS[i % 3]))
         elif shape == "dict-str":
-            rows.append({"customer_entity_id": customer, "metric": metric, "value": value, "timestamp": stamp})
+            rows.append(
+                {"customer_entity_id": customer, "metric": metric, "value": value, "timestamp": stamp}
+            )
         else:
             rows.append((customer, metric, value, stamp))
     return rows
@@ -119,11 +121,13 @@ def _spawn(shape: str, rows: int, chunk: int) -> dict[str, Any]:
         capture_output=True,
         text=True,
     )
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
+    return json.loads(out.stdout)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the large run (default 1M)")
     parser.add_argument("--small", type=int, default=100_000, help="rows of the small run (default 100k)")
     parser.add_argument("--chunk", type=int, default=10_000, help="rows per map() call (fetchmany size)")

@@ -140,9 +140,16 @@ def _in_range(naive_utc: datetime, shown: Any) -> datetime:
 
 
 def _plain(value: datetime) -> datetime:
-    """A plain naive datetime with the same wall-clock fields (drops pendulum/pandas subclasses)."""
+    """A plain naive datetime with the same wall-clock fields and fold (drops pendulum/pandas subclasses)."""
     return datetime(
-        value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        fold=value.fold,
     )
 
 
@@ -228,6 +235,10 @@ class TimestampConverter:
 
     def _from_text(self, text: str) -> datetime:
         stripped = str.__str__(text).strip()
+        if not stripped:
+            raise FieldError(
+                CODE_INVALID_TIMESTAMP, "timestamp", f"timestamp is missing (blank text {show(text)})"
+            )
         match = _ISO.fullmatch(stripped)
         if match is None:
             if _LOOSE_NUMBER.fullmatch(stripped):
@@ -334,6 +345,8 @@ def convert_value(value: Any) -> int | float | orjson.Fragment:
         raise _value_error(f"value {show(value)} is a boolean, not a number")
     if isinstance(value, str):
         text = str.__str__(value).strip()
+        if not text:
+            raise _value_error(f"value is missing (blank text {show(value)})")
         if _JSON_NUMBER.fullmatch(text):
             if abs(Decimal(text)) > _FLOAT_MAX:
                 raise _value_error(f"value {show(value)} is beyond the range of a double")

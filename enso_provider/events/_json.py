@@ -108,9 +108,18 @@ def datetime_utc_text(value: datetime) -> str:
     return (plain - offset).isoformat() + "Z"
 
 
-def _key(key: Any, depth: int) -> str:
+def _encodable(text: str) -> str:
+    """``text``, with lone surrogates (not UTF-8, refused by any encoder) escaped as ``\\udXXX``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _key(key: Any, depth: int, strict: bool) -> str:
     if type(key) is str:
-        return key
+        return key if strict else _encodable(key)
     safe = json_safe(key, strict=False, _depth=depth)
     if isinstance(safe, str):
         return safe
@@ -128,7 +137,8 @@ def json_safe(value: Any, *, strict: bool = False, _depth: int = 0) -> Any:
     The rules, in order:
 
     - ``None``, pandas ``NaT``/``NA``, NaN and infinite floats and Decimals become ``None``;
-    - ``bool``, ``str`` stay; ``int`` stays in the 64-bit range orjson writes, else becomes its string;
+    - ``bool`` and ``str`` stay (lenient mode escapes lone surrogates, which no encoder accepts);
+      ``int`` stays in the 64-bit range orjson writes, else becomes its string;
     - ``Decimal`` becomes an ``int`` when integral (and in range), else the nearest ``float``;
     - aware ``datetime`` (stdlib, pendulum, pandas) becomes UTC text ending in ``Z``; naive ones
       their ISO text unchanged; ``date`` and ``time`` their ISO text; ``timedelta`` its seconds;
@@ -143,7 +153,9 @@ def json_safe(value: Any, *, strict: bool = False, _depth: int = 0) -> Any:
         real data, not a ``repr``), and for nesting deeper than :data:`MAX_DEPTH`.
     """
     kind = type(value)
-    if value is None or kind is str or kind is bool:
+    if kind is str:
+        return value if strict else _encodable(value)
+    if value is None or kind is bool:
         return value
     if kind is int:
         return value if _INT_MIN <= value <= _INT_MAX else str(value)
@@ -155,7 +167,7 @@ def json_safe(value: Any, *, strict: bool = False, _depth: int = 0) -> Any:
         return "<too deep>"
     depth = _depth + 1
     if kind is dict or isinstance(value, Mapping):
-        return {_key(k, depth): json_safe(v, strict=strict, _depth=depth) for k, v in value.items()}
+        return {_key(k, depth, strict): json_safe(v, strict=strict, _depth=depth) for k, v in value.items()}
     if kind is list or kind is tuple:
         return [json_safe(v, strict=strict, _depth=depth) for v in value]
     if _pandas_missing(value):
@@ -165,7 +177,7 @@ def json_safe(value: Any, *, strict: bool = False, _depth: int = 0) -> Any:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, str):
-        return str.__str__(value)
+        return json_safe(str.__str__(value), strict=strict, _depth=depth)
     if isinstance(value, int):
         return json_safe(int(value), strict=strict, _depth=depth)
     if isinstance(value, float):
@@ -201,7 +213,7 @@ def json_safe(value: Any, *, strict: bool = False, _depth: int = 0) -> Any:
     if strict:
         raise JsonSafeError(f"{kind.__name__} is not a JSON value")
     try:
-        return str(value)
+        return _encodable(str(value))
     except Exception:
         return f"<unprintable {kind.__name__}>"
 

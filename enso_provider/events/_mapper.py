@@ -560,7 +560,8 @@ class EventMapper:
             names = tuple(columns)
             if not all(isinstance(n, str) for n in names):
                 raise ValueError("columns must all be strings")
-            plan = self._compile(names, strict=True)
+            # With a row_mapper the options apply to its output: these columns only name the values.
+            plan = self._compile(names, strict=self.row_mapper is None)
         return self._run(rows, plan)
 
     def map_one(self, row: Any, columns: Sequence[str] | None = None) -> Event | Rejection:
@@ -831,7 +832,7 @@ class EventMapper:
         return text
 
     def _value_slow(self, raw: Any, plan: _Plan) -> Any:
-        if is_missing(raw) and VALUE in self._defaults:
+        if VALUE in self._defaults and _absent(raw):
             return self._defaults[VALUE]
         try:
             return convert_value(raw)
@@ -843,7 +844,7 @@ class EventMapper:
             raise exc from None
 
     def _timestamp_slow(self, raw: Any, plan: _Plan) -> str:
-        if is_missing(raw):
+        if _absent(raw):
             default = self._defaults.get(TIMESTAMP)
             if default is not None:
                 return default
@@ -1029,6 +1030,11 @@ class EventMapper:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _absent(value: Any) -> bool:
+    """Missing (None, NaN, NaT, NA) or blank text: what a default fills."""
+    return is_missing(value) or (isinstance(value, str) and not value.strip())
 
 
 def _parse_timezone(name: Any) -> tuple[str, tzinfo, bool]:
