@@ -68,7 +68,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Enso",
-                "python-modules": ["enso_provider.operators.batch_events"],
+                "python-modules": ["enso_provider.operators.batch_events", "enso_provider.operators.replay"],
             }
         ],
         "hooks": [{"integration-name": "Enso", "python-modules": ["enso_provider.hooks.enso"]}],
