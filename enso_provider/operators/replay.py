@@ -38,6 +38,8 @@ DEFAULT_REPLAY_CODES: tuple[int | str, ...] = (2002,)
 CORRUPT_RECORD = "corrupt_record"
 #: The code of a replayable record whose event has no usable ``eventId``.
 MISSING_EVENT_ID = "missing_event_id"
+#: The output is written under its name plus this suffix, then moved into place.
+PARTIAL_SUFFIX = ".partial"
 #: How many corrupt lines are logged one by one (the rest are counted in the report).
 _LOGGED_CORRUPT_LINES = 10
 _GLOB_CHARS = frozenset("*?[")
@@ -354,13 +356,15 @@ class EnsoReplayRejectedOperator(BaseOperator):
         policy = self._check_arguments()
         sources = self._sources()
         codes = self._codes()
-        output = ObjectStoragePath(_as_url(self.output_path.strip()))
+        output_url = _as_url(self.output_path.strip())
+        output = ObjectStoragePath(output_url)
+        partial_url = f"{output_url}{PARTIAL_SUFFIX}"
         files = self._resolve(sources)
-        clash = [str(f) for f in files if _store_key(f) == _store_key(output)]
-        if clash:
+        own = {_store_key(output), _store_key(ObjectStoragePath(partial_url))}
+        if any(_store_key(f) in own for f in files):
             raise AirflowFailException(
-                f"output_path {self.output_path!r} is also a source file: give the output its own name, "
-                "e.g. one per run."
+                f"output_path {self.output_path!r} (or its {PARTIAL_SUFFIX} file) is also a source file: "
+                "give the output its own name, e.g. one per run, outside the sources' globs."
             )
         self.log.info(
             "Replaying %s rejected-records file(s) to Enso (connection %r), codes %s and 429/5xx%s",
@@ -370,7 +374,7 @@ class EnsoReplayRejectedOperator(BaseOperator):
             " as a dry run: nothing will be posted or written" if self.is_dry_run else "",
         )
         state = _ReadState()
-        partial = None if self.is_dry_run else _OutputWriter(f"{output}.partial")
+        partial = None if self.is_dry_run else _OutputWriter(partial_url)
 
         def on_failure(failure: Failure) -> None:
             line = state.carried.pop(failure.index, None) if failure.local else None
@@ -403,7 +407,7 @@ class EnsoReplayRejectedOperator(BaseOperator):
             raise
         written = self._finish(partial, output)
         result = report.as_dict()
-        result["rejected_records_path"] = str(output) if written else None
+        result["rejected_records_path"] = output_url if written else None
         for line in format_report(result).splitlines():
             self.log.info("%s", line)
         if state.corrupt:
@@ -450,4 +454,10 @@ def _remove(path: ObjectStoragePath) -> None:
         pass
 
 
-__all__ = ["CORRUPT_RECORD", "DEFAULT_REPLAY_CODES", "MISSING_EVENT_ID", "EnsoReplayRejectedOperator"]
+__all__ = [
+    "CORRUPT_RECORD",
+    "DEFAULT_REPLAY_CODES",
+    "MISSING_EVENT_ID",
+    "PARTIAL_SUFFIX",
+    "EnsoReplayRejectedOperator",
+]

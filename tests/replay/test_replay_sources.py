@@ -97,6 +97,10 @@ def test_the_output_may_not_be_a_source(enso, days):
     with pytest.raises(AirflowFailException, match="also a source file"):
         replay(source_path=f"{days}/*.jsonl", output_path=f"{days}/./2024-05-01.jsonl")
     assert source.read_bytes() == before
+    # Nor its partial file, which a run killed half-way may have left behind.
+    (days / "out.jsonl.partial").write_text("half a run\n")
+    with pytest.raises(AirflowFailException, match="also a source file"):
+        replay(source_path=f"{days}/*", output_path=f"{days}/out.jsonl")
     assert enso.stats.requests == 0
 
 
