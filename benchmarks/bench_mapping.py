@@ -85,17 +85,17 @@ def run_child(shape: str, rows: int, chunk: int) -> dict[str, Any]:
     mapper, columns = _mapper(shape)
     gc.collect()
     events = rejected = 0
-    mapped = 0.0
-    batching = 0.0
+    cpu = wall = batching = 0.0
     for rows_chunk in _chunks(shape, rows, chunk):
-        started = time.perf_counter()
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
         datas = []
         for item in mapper.map(rows_chunk, columns):
             if type(item) is Event:
                 datas.append(item.data)
             else:
                 rejected += 1
-        mapped += time.perf_counter() - started
+        cpu += time.process_time() - cpu_start
+        wall += time.perf_counter() - wall_start
         events += len(datas)
         started = time.perf_counter()
         for i in range(0, len(datas), 500):
@@ -106,8 +106,8 @@ def run_child(shape: str, rows: int, chunk: int) -> dict[str, Any]:
         "rows": rows,
         "events": events,
         "rejected": rejected,
-        "seconds": mapped,
-        "rows_per_s": rows / mapped if mapped else 0.0,
+        "cpu_rows_per_s": rows / cpu if cpu else 0.0,
+        "wall_rows_per_s": rows / wall if wall else 0.0,
         "encode_batch_us_per_event": batching / max(events, 1) * 1e6,
         "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "distinct_fingerprints": mapper.distinct_fingerprints,
@@ -131,22 +131,32 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the large run (default 1M)")
     parser.add_argument("--small", type=int, default=100_000, help="rows of the small run (default 100k)")
     parser.add_argument("--chunk", type=int, default=10_000, help="rows per map() call (fetchmany size)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size; the best rate is kept")
     parser.add_argument("--shape", choices=SHAPES, action="append", help="shapes to run (default: all)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_child(args.shape[0], args.rows, args.chunk)))
         return
-    print(f"mapper benchmark: {args.rows:,} rows (RSS growth vs {args.small:,}), chunks of {args.chunk:,}")
-    header = f"{'shape':<24}{'rows/s':>12}{'batch us/ev':>13}{'peak RSS':>11}{'RSS growth':>12}"
+    print(
+        f"mapper benchmark: {args.rows:,} rows (RSS growth vs {args.small:,}), chunks of {args.chunk:,}, "
+        f"best of {args.repeat}; rows/s on one core (CPU time) and by the clock"
+    )
+    header = (
+        f"{'shape':<24}{'rows/s cpu':>12}{'rows/s wall':>13}{'batch us/ev':>13}"
+        f"{'peak RSS':>11}{'RSS growth':>12}"
+    )
     print(header)
     print("-" * len(header))
     for shape in args.shape or SHAPES:
-        small = _spawn(shape, args.small, args.chunk)
-        large = _spawn(shape, args.rows, args.chunk)
-        growth = large["maxrss_mb"] - small["maxrss_mb"]
+        smalls = [_spawn(shape, args.small, args.chunk) for _ in range(args.repeat)]
+        larges = [_spawn(shape, args.rows, args.chunk) for _ in range(args.repeat)]
+        large = max(larges, key=lambda r: r["cpu_rows_per_s"])
+        growth = min(r["maxrss_mb"] for r in larges) - min(r["maxrss_mb"] for r in smalls)
         print(
-            f"{shape:<24}{large['rows_per_s']:>12,.0f}{large['encode_batch_us_per_event']:>13.2f}"
+            f"{shape:<24}{large['cpu_rows_per_s']:>12,.0f}"
+            f"{max(r['wall_rows_per_s'] for r in larges):>13,.0f}"
+            f"{large['encode_batch_us_per_event']:>13.2f}"
             f"{large['maxrss_mb']:>9.1f}MB{growth:>+10.1f}MB"
         )
 

@@ -11,6 +11,7 @@ pre-encoded metadata spliced in as ``orjson.Fragment``.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
@@ -23,6 +24,8 @@ import orjson
 from enso_provider.events._convert import (
     CODE_INVALID_TIMESTAMP,
     CODE_INVALID_VALUE,
+    TIMESTAMP_MAX,
+    TIMESTAMP_MIN,
     FieldError,
     TimestampConverter,
     convert_identifier,
@@ -84,8 +87,10 @@ REJECTION_CODES = (
     INVALID_ROW,
 )
 
+# The wire form itself, 'YYYY-MM-DDTHH:MM:SSZ' in ASCII digits: checked without the general parser.
+_CANONICAL_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
 _ERROR_LIMIT = 300
-_TS_CACHE_LIMIT = 100_000
+_TS_CACHE_LIMIT = 50_000
 _PLAN_CACHE_LIMIT = 256
 _UTC = timezone.utc
 _M64 = (1 << 64) - 1
@@ -582,6 +587,7 @@ class EventMapper:
         meta_default = _metadata_default
         meta_options = _METADATA_OPTIONS
         from_bytes = int.from_bytes
+        m64 = _M64
         ts_text = self._ts_text
         ts_datetime = self._ts_datetime
         tz_is_utc = self._tz_is_utc
@@ -607,6 +613,7 @@ class EventMapper:
         id_slow = self._id_slow
         width = len(fixed.columns) if fixed is not None else -1
         key_mode = bool(self.event_id_column)
+        tuple_rows = fixed is not None and row_mapper is None
 
         last: _Plan | None = None
         i_meta = i_eid = i_job = -1
@@ -624,16 +631,15 @@ class EventMapper:
             vals: Any = row
             item: Event | Rejection
             try:
-                if row_mapper is None:
-                    if fixed is not None:
-                        if type(row) is not tuple or len(row) != width:
-                            vals = self._sequence_values(row, width)
-                    else:
-                        if type(row) is not dict:
-                            row = self._as_dict(row, None)
-                        keys = tuple(row)
-                        plan = plans.get(keys) or self._plan_for_keys(keys)
-                        vals = tuple(row.values())
+                if tuple_rows:
+                    if type(row) is not tuple or len(row) != width:
+                        vals = self._sequence_values(row, width)
+                elif row_mapper is None:
+                    if type(row) is not dict:
+                        row = self._as_dict(row, None)
+                    keys = tuple(row)
+                    plan = plans.get(keys) or self._plan_for_keys(keys)
+                    vals = tuple(row.values())
                 else:
                     out = self._call_row_mapper(row, fixed)
                     keys = tuple(out)
@@ -738,7 +744,7 @@ class EventMapper:
                     digest = hasher.digest()
                     # OccurrenceCounter.add, inlined for its common case: the first probe finds
                     # an empty slot in a table with room. Anything else goes through add().
-                    fingerprint = from_bytes(digest, "little") & _M64
+                    fingerprint = from_bytes(digest, "little") & m64
                     part = fingerprint & 63
                     table = tables[part]
                     slot = (fingerprint >> 6) & masks[part]
@@ -844,6 +850,19 @@ class EventMapper:
             raise exc from None
 
     def _timestamp_slow(self, raw: Any, plan: _Plan) -> str:
+        kind = type(raw)
+        if kind is str and _CANONICAL_UTC.fullmatch(raw):
+            # Already the wire form (the common uncached case): check the date is real and in range.
+            try:
+                moment = datetime.fromisoformat(raw[:19])
+            except ValueError:
+                pass
+            else:
+                if TIMESTAMP_MIN <= moment <= TIMESTAMP_MAX:
+                    if len(self._ts_text) >= _TS_CACHE_LIMIT:
+                        self._ts_text.clear()
+                    self._ts_text[raw] = raw
+                    return raw
         if _absent(raw):
             default = self._defaults.get(TIMESTAMP)
             if default is not None:
@@ -853,7 +872,6 @@ class EventMapper:
                 where = "no column maps to it" if source is None else f"column {source!r} is not in the row"
                 raise FieldError(INVALID_TIMESTAMP, TIMESTAMP, f"timestamp is missing: {where}")
         text = self._timestamps(raw)
-        kind = type(raw)
         if kind is str:
             cache: dict[Any, str] = self._ts_text
         elif kind is datetime and (raw.tzinfo is _UTC or (self._tz_is_utc and raw.tzinfo is None)):
