@@ -303,6 +303,10 @@ class EventMapper:
     :param namespace: mixed into every generated ``eventId`` (the operator passes the DAG, the
         task and the data interval): the same rows in the same namespace get the same ids.
     :param max_event_bytes: largest encoded event; a larger one is rejected (``event_too_large``).
+    :param event_id_namespace: the namespace ``event_id_column`` keys are hashed with, when it must
+        differ from ``namespace`` (default): keys that are unique across runs want a namespace that
+        does not change from run to run (the DAG and task, not the data interval), so that the same
+        key read by two overlapping runs gets the same ``eventId``.
     :raises ValueError: for unknown field names, a bad zone or unit, and contradictory options.
     """
 
@@ -319,6 +323,7 @@ class EventMapper:
         timestamp_unit: Literal["s", "ms"] | None = None,
         namespace: str = "",
         max_event_bytes: int = 64 * 1024,
+        event_id_namespace: str | None = None,
     ) -> None:
         self.timezone_name, tz, tz_is_utc = _parse_timezone(timezone)
         if timestamp_unit not in (None, "s", "ms"):
@@ -329,6 +334,9 @@ class EventMapper:
         if not isinstance(namespace, str):
             raise ValueError(f"namespace must be a string, not {type(namespace).__name__}")
         self.namespace = namespace
+        if event_id_namespace is not None and not isinstance(event_id_namespace, str):
+            raise ValueError(f"event_id_namespace must be a string, not {type(event_id_namespace).__name__}")
+        self.event_id_namespace = namespace if event_id_namespace is None else event_id_namespace
         if isinstance(max_event_bytes, bool) or not isinstance(max_event_bytes, int) or max_event_bytes < 128:
             raise ValueError(f"max_event_bytes must be an int of at least 128, not {max_event_bytes!r}")
         self.max_event_bytes = max_event_bytes
@@ -346,7 +354,7 @@ class EventMapper:
         self.metadata_columns = self._check_metadata_columns(metadata_columns)
 
         self._content_seed = _seed(b"content-v1", namespace)
-        self._key_seed = _seed(b"key-v1", namespace)
+        self._key_seed = _seed(b"key-v1", self.event_id_namespace)
         self._own_id_seed = _seed(b"own-id-v1", "")
         self._occurrences = OccurrenceCounter()
         self._ts_text: dict[str, str] = {}

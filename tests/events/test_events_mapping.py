@@ -370,6 +370,23 @@ def test_event_id_column_hashes_the_namespaced_key() -> None:
     assert a.event_id == b.event_id != c.event_id
 
 
+def test_event_id_namespace_overrides_the_namespace_for_keys_only() -> None:
+    monday = EventMapper(event_id_column="k", namespace="dag|task|monday", event_id_namespace="dag|task")
+    tuesday = EventMapper(event_id_column="k", namespace="dag|task|tuesday", event_id_namespace="dag|task")
+    plain = EventMapper(event_id_column="k", namespace="dag|task")
+    a, b, c = (m.map_one(row(k="order-1")) for m in (monday, tuesday, plain))
+    assert isinstance(a, Event)
+    assert isinstance(b, Event)
+    assert isinstance(c, Event)
+    assert a.event_id == b.event_id == c.event_id
+    # Content ids (no key) still use the namespace.
+    x = EventMapper(namespace="a", event_id_namespace="k").map_one(row())
+    y = EventMapper(namespace="b", event_id_namespace="k").map_one(row())
+    assert isinstance(x, Event)
+    assert isinstance(y, Event)
+    assert x.event_id != y.event_id
+
+
 def test_event_id_column_duplicate_key_rejects_the_later_row() -> None:
     mapper = EventMapper(event_id_column="order_id")
     items = list(mapper.map([row(order_id="k1"), row(order_id="k2"), row(order_id=" k1 ", value=9)]))
@@ -567,6 +584,7 @@ def test_rejection_is_frozen() -> None:
         ({"metadata_columns": [""]}, "metadata_columns"),
         ({"event_id_column": ""}, "event_id_column"),
         ({"namespace": None}, "namespace"),
+        ({"event_id_namespace": 5}, "event_id_namespace"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs: dict[str, Any], message: str) -> None:

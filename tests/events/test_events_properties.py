@@ -28,7 +28,7 @@ from enso_provider.events import (
 )
 
 PROPERTY = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 WIRE_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z")
 WIRE_FIELDS = {"CustomerEntityId", "metric", "value", "timestamp", "metadata", "eventId", "JobId"}
