@@ -287,5 +287,18 @@ class EnsoBatchEventsOperator(BaseOperator):
             self.log.warning("%s (on_breach='warn': the task succeeds)", breach)
         return result
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        OpenLineage on completion: the SQL source as input, Enso's ``events/batch`` as output.
+
+        Called by the OpenLineage provider's listener; ``None`` when that provider is not installed.
+        See :mod:`enso_provider.operators.lineage`.
+
+        :param task_instance: the finished task instance (unused: the run's state is on the operator).
+        """
+        from enso_provider.operators.lineage import enso_lineage
+
+        return enso_lineage(self)
+
 
 __all__ = ["EnsoBatchEventsOperator", "EnsoConfigError", "run_namespace"]
