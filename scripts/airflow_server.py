@@ -73,9 +73,10 @@ class AirflowApiServer:
         self.start_timeout = start_timeout
         self.password = secrets.token_urlsafe(12)
         self.dags_folder = dags_folder or self.home / "dags"
-        self.log_path = self.home / "api-server.log"
+        self.log_path = self.home / "api-server.log"  # _spawn names the log after the component
         self._extra_env = dict(env or {})
         self._process: subprocess.Popen[bytes] | None = None
+        self._components: list[subprocess.Popen[bytes]] = []
         self._token: str | None = None
 
     # -- environment -------------------------------------------------------------------------------
@@ -98,6 +99,10 @@ class AirflowApiServer:
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+                # SQLite serialises writers: a worker's call may wait seconds while the scheduler writes,
+                # and a retried call after a client-side timeout can be refused (a connection test's
+                # credentials are handed out once). Wait instead.
+                "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
                 "AIRFLOW__API__BASE_URL": self.url,
                 "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
@@ -139,26 +144,41 @@ class AirflowApiServer:
         self.dags_folder.mkdir(parents=True, exist_ok=True)
         (self.home / "passwords.json").write_text(json.dumps({ADMIN: self.password}))
         self.airflow("db", "migrate")
-        command = [sys.executable, "-m", "airflow", "api-server", "-H", "127.0.0.1", "-p", str(self.port)]
-        log = self.log_path.open("ab")
-        try:
-            self._process = subprocess.Popen(
-                command,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                # Its own process group: stop() signals the server and the workers it forks, nothing else.
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+        self._process = self._spawn("api-server", "-H", "127.0.0.1", "-p", str(self.port))
         try:
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def start_component(self, component: str, *args: str) -> subprocess.Popen[bytes]:
+        """
+        Start another Airflow component on this home, e.g. ``scheduler`` or ``dag-processor``.
+
+        It is stopped by :meth:`stop`, before the server. Its output goes to ``<home>/<component>.log``.
+
+        :param component: the ``airflow`` sub-command.
+        :param args: its arguments.
+        """
+        process = self._spawn(component, *args)
+        self._components.append(process)
+        return process
+
+    def _spawn(self, component: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.home / f"{component}.log").open("ab")
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", "airflow", component, *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # Its own process group: stopping it signals it and the workers it forks, nothing else.
+                start_new_session=True,
+            )
+        finally:
+            log.close()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout
@@ -185,20 +205,13 @@ class AirflowApiServer:
             delay = min(delay * 1.5, 1.0)
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stop the server: SIGTERM to its process group, wait, SIGKILL if it is still there."""
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=timeout)
+        """Stop the other components, then the server: SIGTERM, wait, SIGKILL if still there."""
+        components, self._components = self._components, []
+        for process in reversed(components):
+            _terminate(process, timeout)
+        server, self._process = self._process, None
+        if server is not None:
+            _terminate(server, timeout)
 
     @property
     def running(self) -> bool:
@@ -209,6 +222,17 @@ class AirflowApiServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def wait_for_scheduler(self, timeout: float = 60.0) -> None:
+        """Wait until ``/api/v2/monitor/health`` reports a healthy scheduler (its heartbeat is recent)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            health = requests.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
+            if (health.get("scheduler") or {}).get("status") == "healthy":
+                return
+            if time.monotonic() >= deadline:
+                raise AirflowApiServerError(f"no healthy scheduler after {timeout:.0f}s: {health}")
+            time.sleep(0.5)
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the server's log (stdout and stderr)."""
@@ -239,6 +263,22 @@ class AirflowApiServer:
             headers["Authorization"] = f"Bearer {self.token()}"
         kwargs.setdefault("timeout", 30)
         return requests.request(method, f"{self.url}{path}", headers=headers, **kwargs)
+
+
+def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM to the process's group, wait, SIGKILL on timeout (the group is the one _spawn made)."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
 
 
 def _tail(text: str, lines: int = 40) -> str:

@@ -7,6 +7,8 @@ Enabled``. Through its HTTP API: the connection form's metadata (``GET /ui/conne
 what the UI's form is built from), creating an ``enso`` connection (``POST /api/v2/connections``) and
 the Test button (``POST /api/v2/connections/test``, which Airflow 3.3's UI calls: the API server
 builds the hook and runs ``EnsoHook.test_connection()`` in its own process) against an EnsoEmulator.
+Airflow 3.3 can also queue a test for a worker (``POST /api/v2/connections/enqueue-test``, polled with
+``GET`` and the ``Airflow-Connection-Test-Token`` header): a scheduler with the LocalExecutor runs it.
 
 These tests never skip: under ``CI=true`` and everywhere else, a server that does not start fails.
 """
@@ -14,6 +16,7 @@ These tests never skip: under ``CI=true`` and everywhere else, a server that doe
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,9 +44,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApiServe
     airflow = AirflowApiServer(tmp_path_factory.mktemp("api-server-home"), start_timeout=60)
     try:
         airflow.start()
+        # The scheduler runs queued connection tests; it boots while the synchronous tests run.
+        airflow.start_component("scheduler")
         yield airflow
     finally:
-        # Terminate, wait, kill on timeout; the log is kept in the tmp dir for a failed run.
+        # Terminate, wait, kill on timeout (scheduler, then server); logs stay in the tmp dir.
         airflow.stop()
 
 
@@ -184,3 +189,45 @@ def test_an_unreachable_host_says_so(server):
 def test_the_token_never_reaches_the_server_log(server):
     log = Path(server.log_path).read_text(errors="replace")
     assert TOKEN not in log
+
+
+def _queued_test(server: AirflowApiServer, body: dict[str, Any], deadline: float = 45.0) -> dict[str, Any]:
+    server.wait_for_scheduler(timeout=deadline)
+    queued = server.request("POST", "/api/v2/connections/enqueue-test", json=body)
+    assert queued.status_code == 202, queued.text
+    assert queued.json()["state"] == "pending"
+    header = {"Airflow-Connection-Test-Token": queued.json()["token"]}
+    end = time.monotonic() + deadline
+    while True:
+        status = server.request("GET", "/api/v2/connections/enqueue-test", headers=header)
+        assert status.status_code == 200, status.text
+        result = status.json()
+        if result["state"] in {"success", "failed"}:
+            return result
+        assert time.monotonic() < end, f"still {result['state']!r} after {deadline:.0f}s"
+        time.sleep(0.25)
+
+
+def test_a_queued_connection_test_runs_on_a_worker_and_succeeds(server, emulator):
+    result = _queued_test(
+        server, {"connection_id": "enso_queued", "conn_type": "enso", "host": emulator.url, "password": TOKEN}
+    )
+    assert result["state"] == "success", result
+    assert result["result_message"] == f"Connected to Enso at {emulator.url} and authenticated."
+
+
+def test_a_queued_test_with_a_wrong_token_fails_without_echoing_it(server, emulator):
+    result = _queued_test(
+        server,
+        {
+            "connection_id": "enso_queued_wrong",
+            "conn_type": "enso",
+            "host": emulator.url,
+            "password": WRONG_TOKEN,
+        },
+    )
+    assert result["state"] == "failed", result
+    assert "refused the credentials" in result["result_message"]
+    assert WRONG_TOKEN not in result["result_message"]
+    for log in server.home.glob("*.log"):
+        assert WRONG_TOKEN not in log.read_text(errors="replace"), log.name
