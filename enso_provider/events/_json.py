@@ -22,8 +22,8 @@ import orjson
 
 _UTC = timezone.utc
 _SORT = orjson.OPT_SORT_KEYS
-#: Deepest nesting json_safe follows; deeper (or cyclic) values are not metadata.
-MAX_DEPTH = 32
+#: Deepest nesting json_safe follows (about orjson's own limit); deeper or cyclic values are not metadata.
+MAX_DEPTH = 250
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 _EPOCH = datetime(1970, 1, 1)
