@@ -18,6 +18,7 @@ import pytest
 import enso_provider.hooks.enso as enso_hook_module
 from tests.reliability.reliability_kit import (
     FAST_RETRIES,
+    TALLY,
     RecordingDelivery,
     ReliabilityEmulator,
     start_emulator,
@@ -72,6 +73,8 @@ def enso(shared_enso: ReliabilityEmulator, monkeypatch: pytest.MonkeyPatch) -> R
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for name, count in sorted(TALLY.items()):
+        terminalreporter.write_line(f"enso reliability: {name}: {count}")
     if SESSION.tests:
         terminalreporter.write_line(
             f"enso secrets: {SESSION.sightings} sightings in {SESSION.texts} texts "

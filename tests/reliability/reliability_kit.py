@@ -43,6 +43,8 @@ FAST_RETRIES: dict[str, Any] = {
     "backoff_max": 0.004,
     "retry_after_max": 0.01,
 }
+#: Figures of the session (cases, schedules, runs), printed in the terminal summary.
+TALLY: Counter[str] = Counter()
 #: Record re-send rounds of the delivery (its default), and their backoff in these tests.
 RECORD_RETRIES = 3
 RECORD_BACKOFF = 0.001
