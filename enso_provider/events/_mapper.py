@@ -596,6 +596,9 @@ class EventMapper:
         meta_options = _METADATA_OPTIONS
         from_bytes = int.from_bytes
         m64 = _M64
+        join = b"".join
+        id_head = b',"eventId":"'
+        id_tail = b'"}'
         ts_text = self._ts_text
         ts_datetime = self._ts_datetime
         tz_is_utc = self._tz_is_utc
@@ -695,16 +698,12 @@ class EventMapper:
                 else:
                     ts = ts_slow(raw, plan)
 
-                # metadata: orjson writes plain values and hands everything else to json_safe;
-                # what it refuses (non-string keys, huge ints) takes the slow path.
+                # metadata: columns only (the common case) are encoded with the event below;
+                # a mapped object or a default goes through the slow path, which pre-encodes it.
                 if meta_fast:
-                    bag = {}
+                    meta = {}
                     for name, i in meta_cols:
-                        bag[name] = vals[i]
-                    try:
-                        meta = fragment(encode(bag, default=meta_default, option=meta_options))
-                    except TypeError:
-                        meta = metadata_slow(None, bag, plan)
+                        meta[name] = vals[i]
                 elif i_meta >= 0 or meta_cols:
                     bag = {name: vals[i] for name, i in meta_cols}
                     meta = metadata_slow(vals[i_meta] if i_meta >= 0 else None, bag, plan)
@@ -719,28 +718,33 @@ class EventMapper:
                     if not job:
                         job = d_job if raw is None else ident_slow(raw, JOB_ID, plan)
 
-                # Literal keys (not the module constants): a constant-key dict, no global look-ups.
+                # Literal keys (no global look-ups), in sorted order: the order OPT_SORT_KEYS gives,
+                # so events with and without a metadata bag to sort have the same layout.
                 if job is None:
                     body = {
                         "CustomerEntityId": cid,
-                        "metric": metric,
-                        "value": value,
-                        "timestamp": ts,
                         "metadata": meta,
+                        "metric": metric,
+                        "timestamp": ts,
+                        "value": value,
                     }
                 else:
                     body = {
                         "CustomerEntityId": cid,
-                        "metric": metric,
-                        "value": value,
-                        "timestamp": ts,
-                        "metadata": meta,
                         "JobId": job,
+                        "metadata": meta,
+                        "metric": metric,
+                        "timestamp": ts,
+                        "value": value,
                     }
                 try:
-                    content = encode(body)
+                    if meta_fast:
+                        # orjson writes plain values and hands the rest to json_safe (sorted keys).
+                        content = encode(body, default=meta_default, option=meta_options)
+                    else:
+                        content = encode(body)
                 except TypeError:
-                    raise self._encoding_error(body) from None
+                    content = self._encode_slow(body, plan)
 
                 if plain_ids or (not key_mode and vals[i_eid] is None):
                     # The content id: hash of namespace + the event's canonical bytes, with the
@@ -760,7 +764,7 @@ class EventMapper:
                         table[slot] = (fingerprint ^ part) | 1
                         room[part] -= 1
                         event_id = "ev_" + digest.hex()
-                        data = b'%b,"eventId":"%b"}' % (content[:-1], event_id.encode())
+                        data = join((content[:-1], id_head, event_id.encode(), id_tail))
                     else:
                         seen = occurrences(fingerprint)
                         if seen == 1:
@@ -931,6 +935,17 @@ class EventMapper:
             raise FieldError(
                 INVALID_METADATA, METADATA, f"metadata cannot be encoded as JSON: {exc}"
             ) from None
+
+    def _encode_slow(self, body: dict[str, Any], plan: _Plan) -> bytes:
+        """The event orjson refused: settle the metadata bag the slow way, else name the bad field."""
+        bag = body["metadata"]
+        if isinstance(bag, dict):  # a bag of column values (a Fragment is already encoded)
+            body["metadata"] = self._metadata_slow(None, bag, plan)  # raises invalid_metadata
+            try:
+                return orjson.dumps(body)
+            except TypeError:
+                pass
+        raise self._encoding_error(body)
 
     def _encoding_error(self, body: dict[str, Any]) -> FieldError:
         # Only text with lone surrogates (not UTF-8) can fail here: find the field.

@@ -66,7 +66,18 @@ def test_wire_order_is_fixed_and_event_id_last() -> None:
     item = EventMapper(job_id="j").map_one(row())
     assert isinstance(item, Event)
     keys = re.findall(rb'"(\w+)":', item.data)
-    assert keys == [b"CustomerEntityId", b"metric", b"value", b"timestamp", b"metadata", b"JobId", b"eventId"]
+    assert keys == [b"CustomerEntityId", b"JobId", b"metadata", b"metric", b"timestamp", b"value", b"eventId"]
+    with_bag = EventMapper(metadata_columns=["region"]).map_one(row(region="eu"))
+    assert isinstance(with_bag, Event)
+    assert re.findall(rb'"(\w+)":', with_bag.data) == [
+        b"CustomerEntityId",
+        b"metadata",
+        b"region",
+        b"metric",
+        b"timestamp",
+        b"value",
+        b"eventId",
+    ]
 
 
 def test_names_match_case_insensitively() -> None:

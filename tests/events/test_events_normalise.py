@@ -266,7 +266,7 @@ def test_equal_datetimes_in_other_zones_give_the_same_timestamp() -> None:
 def test_values_are_sent_exactly(given: Any, wire: bytes) -> None:
     item = EventMapper().map_one(row(value=given))
     assert isinstance(item, Event), item
-    assert b'"value":' + wire + b',"timestamp"' in item.data
+    assert b'"value":' + wire + b',"eventId"' in item.data
     parsed = json.loads(item.data, parse_float=Decimal)["value"]
     if isinstance(given, Decimal):
         assert parsed == given
