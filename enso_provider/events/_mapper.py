@@ -630,6 +630,7 @@ class EventMapper:
         i_meta = i_eid = i_job = -1
         required: Callable[[Any], tuple[Any, Any, Any, Any]] = _no_fields
         raw: Any
+        meta: dict[str, Any] | orjson.Fragment
         meta_cols: tuple[tuple[str, int], ...] = ()
         meta_fast = False
         plain_ids = True
