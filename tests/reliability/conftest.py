@@ -43,6 +43,7 @@ def secret_watch(
     SESSION.characters += sum(len(t) for t in watch.texts)
     sightings = watch.sightings()
     SESSION.sightings += sightings
+    SESSION.mask_requests += watch.mask_requests
     # Re-print what was captured so that pytest still shows it for a failing test.
     print(out, end="")
     assert sightings == 0, f"{sightings} sighting(s) of a secret in this test's logs, output or values"
@@ -78,7 +79,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if SESSION.tests:
         terminalreporter.write_line(
             f"enso secrets: {SESSION.sightings} sightings in {SESSION.texts} texts "
-            f"({SESSION.characters:,} characters) from {SESSION.tests} reliability tests"
+            f"({SESSION.characters:,} characters) from {SESSION.tests} reliability tests; "
+            f"{SESSION.mask_requests} of Airflow's own dag.test MaskSecret debug lines set apart"
         )
 
 

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pendulum
-from airflow.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 
 from enso_provider.delivery import Delivery, DeliveryReport
 from enso_provider.events import Event, EventMapper
