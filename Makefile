@@ -42,5 +42,10 @@ bench: $(STAMP)
 bench-emulator: $(STAMP)
 	$(BIN)/python benchmarks/bench_emulator.py --events $(ROWS)
 
+# README pictures (not part of `make test`): a real Airflow UI in headless Chromium -> docs/images/*.png.
+# Installs Debian's chromium with apt-get when it is missing (as root).
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
+
 clean:
 	rm -rf $(VENV) .airflow_home .demo .bench build *.egg-info

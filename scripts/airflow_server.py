@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -286,6 +287,9 @@ def _tail(text: str, lines: int = 40) -> str:
 
 
 def main() -> int:
+    # Stop cleanly on Ctrl-C and on SIGTERM, even when started in the background (SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     home = Path(tempfile.mkdtemp(prefix="enso-airflow-server-"))
     with AirflowApiServer(home, all_admins=True, port=int(os.environ.get("PORT", "0")) or None) as server:
         print(f"Airflow API server on {server.url} (AIRFLOW_HOME {home}); Ctrl-C to stop.", flush=True)
@@ -294,6 +298,7 @@ def main() -> int:
                 time.sleep(1)
         except KeyboardInterrupt:
             pass
+    shutil.rmtree(home, ignore_errors=True)
     return 0
 
 
