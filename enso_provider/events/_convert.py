@@ -41,11 +41,12 @@ _UINT64_MAX = 2**64 - 1
 _FLOAT_EXACT = 2**53
 
 # ISO 8601 / RFC 3339, extended format: date, optional time (seconds and fraction optional,
-# 'T', 't' or a space between), optional zone (Z, UTC, +HH:MM, +HHMM, +HH) after an optional space.
+# 'T', 't' or a space between), optional zone (Z, UTC, +HH:MM, +HHMM, +HH, and the +HH:MM:SS[.ffffff]
+# Python's isoformat() writes for historic zones) after an optional space.
 _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})"
     r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
-    r" ?(?:([Zz]|UTC)|([+-])(\d{2})(?::?(\d{2}))?)?",
+    r" ?(?:([Zz]|UTC)|([+-])(\d{2})(?::?(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?)?",
     re.ASCII,
 )
 # A number as JSON writes it: sent verbatim when a value arrives as a string.
@@ -255,7 +256,9 @@ class TimestampConverter:
                 "timestamp",
                 f"timestamp {show(text)} is not an ISO 8601 date-time (e.g. 2023-11-07T05:31:56Z)",
             )
-        year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
+        (year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m, off_s, off_f) = (
+            match.groups()
+        )
         micro = int((fraction + "00000")[:6]) if fraction else 0  # beyond microseconds: truncated
         try:
             naive = datetime(
@@ -276,12 +279,17 @@ class TimestampConverter:
         if zulu:
             return _in_range(naive, text)
         if sign:
-            hours, minutes = int(off_h), int(off_m or 0)
-            if hours > 23 or minutes > 59:
+            hours, minutes, seconds = int(off_h), int(off_m or 0), int(off_s or 0)
+            if hours > 23 or minutes > 59 or seconds > 59:
                 raise FieldError(
                     CODE_INVALID_TIMESTAMP, "timestamp", f"timestamp {show(text)} has an invalid UTC offset"
                 )
-            offset = timedelta(hours=hours, minutes=minutes)
+            offset = timedelta(
+                hours=hours,
+                minutes=minutes,
+                seconds=seconds,
+                microseconds=int((off_f + "00000")[:6]) if off_f else 0,
+            )
             return _in_range(naive - offset if sign == "+" else naive + offset, text)
         return self._naive_to_utc(naive, text)
 

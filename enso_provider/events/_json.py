@@ -108,7 +108,7 @@ def datetime_utc_text(value: datetime) -> str:
     return (plain - offset).isoformat() + "Z"
 
 
-def _encodable(text: str) -> str:
+def encodable_text(text: str) -> str:
     """``text``, with lone surrogates (not UTF-8, refused by any encoder) escaped as ``\\udXXX``."""
     try:
         text.encode("utf-8")
@@ -119,7 +119,7 @@ def _encodable(text: str) -> str:
 
 def _key(key: Any, depth: int, strict: bool) -> str:
     if type(key) is str:
-        return key if strict else _encodable(key)
+        return key if strict else encodable_text(key)
     safe = json_safe(key, strict=False, _depth=depth)
     if isinstance(safe, str):
         return safe
@@ -154,7 +154,7 @@ def json_safe(value: Any, *, strict: bool = False, _depth: int = 0) -> Any:
     """
     kind = type(value)
     if kind is str:
-        return value if strict else _encodable(value)
+        return value if strict else encodable_text(value)
     if value is None or kind is bool:
         return value
     if kind is int:
@@ -213,7 +213,7 @@ def json_safe(value: Any, *, strict: bool = False, _depth: int = 0) -> Any:
     if strict:
         raise JsonSafeError(f"{kind.__name__} is not a JSON value")
     try:
-        return _encodable(str(value))
+        return encodable_text(str(value))
     except Exception:
         return f"<unprintable {kind.__name__}>"
 

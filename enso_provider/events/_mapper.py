@@ -32,7 +32,7 @@ from enso_provider.events._convert import (
     convert_value,
     show,
 )
-from enso_provider.events._json import JsonSafeError, is_missing, json_safe
+from enso_provider.events._json import JsonSafeError, encodable_text, is_missing, json_safe
 from enso_provider.events._occurrences import OccurrenceCounter
 
 # ---------------------------------------------------------------- wire names and codes
@@ -261,7 +261,8 @@ def _find(names: Sequence[str | None], wanted: str) -> _Source:
 
 
 def _truncate(text: str) -> str:
-    return text if len(text) <= _ERROR_LIMIT else text[:_ERROR_LIMIT] + "..."
+    """Report text: at most _ERROR_LIMIT characters, and always encodable (no lone surrogates)."""
+    return encodable_text(text if len(text) <= _ERROR_LIMIT else text[:_ERROR_LIMIT] + "...")
 
 
 def _seed(kind: bytes, namespace: str) -> Any:

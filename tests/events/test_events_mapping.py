@@ -21,6 +21,7 @@ from enso_provider.events import (
     EventMapper,
     Rejection,
     decode_event,
+    dumps,
 )
 
 TS = "2023-11-07T05:31:56Z"
@@ -601,3 +602,14 @@ def test_rejection_is_frozen() -> None:
 def test_bad_arguments_raise_value_error(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         EventMapper(**kwargs)
+
+
+def test_rejection_text_is_always_encodable() -> None:
+    def boom(r: Any) -> Any:
+        raise ValueError("bad \ud800 text")
+
+    item = rejection(EventMapper(row_mapper=boom).map_one(row()), INVALID_ROW)
+    dumps(item.as_record())
+    key = rejection(EventMapper(event_id_column="k").map_one(row(k="\ud800", value=None)), INVALID_VALUE)
+    assert key.row_key == "\\ud800"
+    dumps(key.as_record())

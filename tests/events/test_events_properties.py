@@ -306,3 +306,68 @@ def test_iso_text_with_any_offset_is_the_same_instant(when: datetime, offset: in
         return
     assert isinstance(item, Event)
     assert datetime.fromisoformat(decode_event(item.data)["timestamp"][:-1]) == expected
+
+
+configs = st.fixed_dictionaries(
+    {},
+    optional={
+        "field_map": st.dictionaries(
+            st.sampled_from(["CustomerEntityId", "metric", "value", "timestamp", "metadata", "JobId"]),
+            st.sampled_from(["a", "b", "c", "value", "A"]),
+            max_size=3,
+        ),
+        "defaults": st.sampled_from([{}, {"metric": "m"}, {"value": 1, "timestamp": "2024-01-01"}]),
+        "metadata_columns": st.sampled_from([None, "*", ["a"], ["b", "c"]]),
+        "job_id": st.sampled_from([None, "job"]),
+        "event_id_column": st.sampled_from([None, "a", "eventId"]),
+        "timestamp_unit": st.sampled_from([None, "s", "ms"]),
+        "max_event_bytes": st.sampled_from([128, 300, 65536]),
+    },
+)
+
+
+def _raising_mapper(row: Any) -> Any:
+    if len(row) % 3 == 0:
+        raise RuntimeError("boom")
+    if len(row) % 3 == 1:
+        return list(row)
+    return {("k", 1) if isinstance(k, str) and k.startswith("z") else k: v for k, v in row.items()}
+
+
+@PROPERTY
+@given(
+    config=configs,
+    columns=st.lists(st.sampled_from([*NAMES, "a", "b", "c", "A"]), min_size=1, max_size=6, unique=True),
+    data=st.data(),
+    use_mapper=st.sampled_from([None, "identity", "raising"]),
+)
+def test_any_configuration_and_tuple_rows_never_raise(
+    config: dict[str, Any], columns: list[str], data: st.DataObject, use_mapper: str | None
+) -> None:
+    if config.get("field_map") and "eventId" in config["field_map"] and config.get("event_id_column"):
+        return
+    try:
+        mapper = EventMapper(
+            **config,
+            row_mapper={None: None, "identity": dict, "raising": _raising_mapper}[use_mapper],
+        )
+    except ValueError:
+        return  # e.g. a default the mapper refuses: refused up front, not per row
+    rows = data.draw(
+        st.lists(
+            st.one_of(st.tuples(*[values] * len(columns)), st.lists(values, max_size=7), scalars),
+            max_size=6,
+        )
+    )
+    try:
+        iterator = mapper.map(rows, columns=columns)
+    except ValueError:
+        return  # columns that cannot satisfy the options: refused before any row
+    items = list(iterator)
+    assert [i.index for i in items] == list(range(len(rows)))
+    for item in items:
+        if isinstance(item, Event):
+            check_event(item, config.get("max_event_bytes", 65536))
+        else:
+            assert item.code in REJECTION_CODES
+            dumps(item.as_record())
