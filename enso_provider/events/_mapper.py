@@ -94,8 +94,6 @@ _TS_CACHE_LIMIT = 50_000
 _PLAN_CACHE_LIMIT = 256
 _UTC = timezone.utc
 _M64 = (1 << 64) - 1
-_INT_LO = -(2**63)
-_INT_HI = 2**64 - 1
 _SORT = orjson.OPT_SORT_KEYS
 _EMPTY = orjson.Fragment(b"{}")
 # Metadata: sorted keys, and every value orjson would write its own way (datetimes, subclasses,
@@ -397,6 +395,8 @@ class EventMapper:
                 raise ValueError(f"defaults: {field} is given twice")
             raw[field] = value
         if job_id is not None:
+            if not isinstance(job_id, str) or not job_id.strip():
+                raise ValueError(f"job_id must be a non-blank string or None, not {job_id!r}")
             if JOB_ID in raw:
                 raise ValueError("job_id and defaults['JobId'] are both set: choose one")
             raw[JOB_ID] = job_id
@@ -592,7 +592,6 @@ class EventMapper:
         new_tuple = tuple.__new__
         event_cls = Event
         encode = orjson.dumps
-        fragment = orjson.Fragment
         meta_default = _metadata_default
         meta_options = _METADATA_OPTIONS
         from_bytes = int.from_bytes
@@ -617,7 +616,9 @@ class EventMapper:
         plans = self._plans
         defaults = self._defaults
         d_job = defaults.get(JOB_ID)
-        d_meta = fragment(encode(defaults[METADATA], option=_SORT)) if defaults.get(METADATA) else _EMPTY
+        d_meta = (
+            orjson.Fragment(encode(defaults[METADATA], option=_SORT)) if defaults.get(METADATA) else _EMPTY
+        )
         ident_slow = self._identifier_slow
         value_slow = self._value_slow
         ts_slow = self._timestamp_slow
