@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -464,7 +464,7 @@ class EnsoHook(BaseHook):
             if response.status_code >= 400 or response.status_code < 200:
                 self._raise_request_error(response, f"a batch of {sent} events")
             try:
-                return parse_batch_response(orjson.loads(response.content), sent=sent)
+                result = parse_batch_response(orjson.loads(response.content), sent=sent)
             except (orjson.JSONDecodeError, ResponseShapeError) as err:
                 raise _Transient(
                     f"malformed answer ({err})",
@@ -472,8 +472,17 @@ class EnsoHook(BaseHook):
                     body=self._scrub(truncate(response.text)),
                     kind=EnsoResponseError,
                 ) from None
+            return self._scrub_records(result)
 
         return self._with_retries(attempt, what="batch request")
+
+    def _scrub_records(self, result: BatchResult) -> BatchResult:
+        """Scrub credentials a server echoed into per-record errors: they reach reports, XCom and files."""
+        secrets = self._secrets()
+        if not any(secret in r.error for r in result.failed_records for secret in secrets):
+            return result
+        records = tuple(replace(r, error=self._scrub(r.error)) for r in result.failed_records)
+        return replace(result, failed_records=records)
 
     def send_batch(self, events: Sequence[Mapping[str, Any] | bytes]) -> BatchResult:
         """
