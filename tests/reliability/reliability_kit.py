@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pendulum
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -23,13 +24,17 @@ from enso_provider.delivery import Delivery, DeliveryReport
 from enso_provider.events import Event, EventMapper
 from enso_provider.operators.batch_events import EnsoBatchEventsOperator, run_namespace
 from enso_provider.testing import EnsoEmulator
+from enso_provider.testing.faults import FaultQueue, make_fault
 from enso_provider.testing.server import Request, Response
 
 # Distinctive, so that a sighting anywhere is unambiguous (and never a substring of anything else).
 SECRET_TOKEN = "enso-api-token-R3L14B1L1TY-7f3c9e1d4b2a"
 SECRET_CLIENT = "enso-client-secret-R3L14B1L1TY-b8a2d4f60c91"
 CLIENT_KEY = "reliability-client-key"
-SECRETS = (SECRET_TOKEN, SECRET_CLIENT)
+# Wrong credentials a user might configure: they must not leak either.
+WRONG_TOKEN = "enso-api-token-WR0NG-R3L14B1L1TY-55aa66bb77"
+WRONG_CLIENT = "enso-client-secret-WR0NG-R3L14B1L1TY-88cc99dd"
+SECRETS = (SECRET_TOKEN, SECRET_CLIENT, WRONG_TOKEN, WRONG_CLIENT)
 
 CUSTOMERS = [f"cust_{n:02d}" for n in range(20)]
 METRICS = ("api_calls", "storage_gb_hours", "compute_seconds")
@@ -52,12 +57,14 @@ RECORD_BACKOFF = 0.001
 
 class ReliabilityEmulator(EnsoEmulator):
     """
-    The emulator, plus token expiry on cue: ``expire_tokens_at(after)`` lets ``after`` batch requests
-    through, then expires every issued token just before the next one is handled, so exactly that
-    request (and any later one still carrying an old token) is answered 401.
+    The emulator, plus two faults it does not have, both counted in arrival order like
+    ``inject(after=...)`` so that "the middle batch" means the same thing for all:
 
-    Counting is in arrival order like ``inject(after=...)``, so "the middle batch" means the same
-    thing for both.
+    - token expiry on cue: ``expire_tokens_at(after)`` lets ``after`` batch requests through, then
+      expires every issued token just before the next one is handled;
+    - lost answers: ``lose_answers(count, after, how)`` lets a request be stored as usual, then loses
+      its answer (``how="reset"``: the connection is reset; ``"hang"``: held past the client's read
+      timeout). The client cannot know the events were stored: the case that makes duplicates.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -65,6 +72,18 @@ class ReliabilityEmulator(EnsoEmulator):
         self._cue_lock = threading.Lock()
         self._expiry_countdown: int | None = None
         self.expiries = 0
+        self._lost = FaultQueue()
+        #: What was processed in requests whose answer was then lost: batches, accepted and failed events.
+        self.lost_batches = self.lost_accepted = self.lost_failed = 0
+
+    def lose_answers(
+        self, count: int = 1, after: int = 0, *, how: str = "reset", seconds: float = 2.0
+    ) -> None:
+        """Store the next ``count`` batch requests (after ``after``), then lose their answers."""
+        if how == "hang":
+            self._lost.add(make_fault("hang", count, after, seconds=seconds))
+        else:
+            self._lost.add(make_fault("reset", count, after))
 
     def expire_tokens_at(self, after: int) -> None:
         """Expire the issued tokens when the ``after + 1``-th batch request from now arrives."""
@@ -81,10 +100,23 @@ class ReliabilityEmulator(EnsoEmulator):
                     self.expiries += 1
         if due:
             self.expire_tokens()
-        return super()._post_events(request)
+        lost = self._lost.take()
+        response = super()._post_events(request)
+        if lost is None:
+            return response
+        if response.status == 200:
+            summary = orjson.loads(response.body)["data"]["summary"]
+            with self._cue_lock:
+                self.lost_batches += 1
+                self.lost_accepted += summary["success"]
+                self.lost_failed += summary["failed"]
+        if lost.kind == "hang":
+            self._stopping.wait(float(lost.options["seconds"]))
+        return Response(reset=True)
 
     def clear_faults(self) -> None:
         super().clear_faults()
+        self._lost.clear()
         with self._cue_lock:
             self._expiry_countdown = None
 
@@ -92,6 +124,7 @@ class ReliabilityEmulator(EnsoEmulator):
         super().reset()
         with self._cue_lock:
             self.expiries = 0
+            self.lost_batches = self.lost_accepted = self.lost_failed = 0
 
 
 def start_emulator(**kwargs: Any) -> ReliabilityEmulator:
@@ -242,8 +275,6 @@ def sendable_events(
 
 
 def _customer_of(event: Event) -> str:
-    import orjson
-
     return str(orjson.loads(event.data)["CustomerEntityId"])
 
 
@@ -318,12 +349,18 @@ def assert_stored_once(enso: EnsoEmulator, rows: Rows, expected_ids: Sequence[st
         assert set(ids) == set(expected_ids)
 
 
-def assert_subset_stored_once(enso: EnsoEmulator, rows: Rows, expected_ids: Iterable[str]) -> None:
-    """After an interrupted run: what is stored is expected, each at most once, nothing foreign."""
+def assert_subset_stored_once(
+    enso: EnsoEmulator, rows: Rows, expected_ids: Iterable[str], *, duplicates: bool = False
+) -> None:
+    """
+    After an interrupted run: what is stored is expected, each at most once, nothing foreign; and
+    nothing was even re-sent unless answers were lost.
+    """
     stored = stored_content(enso)
     assert not stored - rows.stored, "stored events that no row asked for"
     assert enso.event_ids <= set(expected_ids)
-    assert enso.stats.duplicates == 0
+    if not duplicates:
+        assert enso.stats.duplicates == 0
 
 
 def assert_well_formed_only(enso: EnsoEmulator) -> None:

@@ -83,6 +83,7 @@ class Fault:
     auth: str = "token"
     extra: Mapping[str, Any] = field(default_factory=dict)
     record_times: tuple[int, int] | None = None
+    loses_answers: bool = False
 
 
 def whole_request(kind: str, **opts: Any) -> Callable[[ReliabilityEmulator, bool, int, Sequence[str]], None]:
@@ -98,6 +99,13 @@ def per_record(status: int) -> Callable[[ReliabilityEmulator, bool, int, Sequenc
         # The batch and RECORD_RETRIES re-send rounds: failing that often is the most that recovers.
         times = RECORD_RETRIES + 1 if persist else RECORD_RETRIES
         enso.fail_records(ids[:: len(ids) // RECORDS_HIT][:RECORDS_HIT], status_code=status, times=times)
+
+    return schedule
+
+
+def lost_answers(how: str) -> Callable[[ReliabilityEmulator, bool, int, Sequence[str]], None]:
+    def schedule(enso: ReliabilityEmulator, persist: bool, after: int, ids: Sequence[str]) -> None:
+        enso.lose_answers(OUTAGE if persist else FAST_RETRIES["max_retries"], after, how=how)
 
     return schedule
 
@@ -132,6 +140,16 @@ FAULTS = [
     Fault("record-503", per_record(503), "fail", Exception, record_times=(3, 4)),
     Fault("record-429", per_record(429), "fail", Exception, record_times=(3, 4)),
     Fault("token-expiry", token_expiry, "retry", EnsoAuthError, auth="client_credentials"),
+    # Stored, but the answer never arrives: the re-sends are what deterministic eventIds are for.
+    Fault("answer-lost-reset", lost_answers("reset"), "retry", EnsoConnectionError, loses_answers=True),
+    Fault(
+        "answer-lost-timeout",
+        lost_answers("hang"),
+        "retry",
+        EnsoConnectionError,
+        extra={"timeout": 0.5},
+        loses_answers=True,
+    ),
 ]
 
 
@@ -190,20 +208,26 @@ def check_first_run(enso: ReliabilityEmulator, fault: Fault, first: Outcome, per
     report = first.report
     assert report is not None
     assert_well_formed_only(enso)
-    assert stats.duplicates == 0  # a failed request never stored anything, so nothing was re-stored
+    if fault.loses_answers:
+        # Events whose answer was lost were stored, then sent again: each is stored once all the same.
+        assert enso.lost_accepted > 0
+        assert stats.duplicates > 0 or first.state == "retry"
+    else:
+        assert stats.duplicates == 0  # a failed request never stored anything, so nothing was re-stored
     hit, recovered = 0, 0
     if fault.record_times is not None:
         times = fault.record_times[1] if persist else fault.record_times[0]
         hit = RECORDS_HIT if persist else 0
         # Each record failed `times` times; all but the last failure of a persisting record recovered.
         recovered = RECORDS_HIT * times - hit
-    # The report and the emulator agree, batches in flight when the run stopped included.
-    assert report.success == stats.events_accepted
-    assert report.batches == stats.batches
-    assert report.failed == stats.events_failed - recovered
+    # The report and the emulator agree, batches in flight when the run stopped included; what the
+    # client never heard of (a lost answer) is the only difference.
+    assert report.success == stats.events_accepted - enso.lost_accepted
+    assert report.batches == stats.batches - enso.lost_batches
+    assert report.failed == stats.events_failed - enso.lost_failed - recovered
     if first.state == "retry":
         assert_accounting(report, complete=False)
-        assert_subset_stored_once(enso, ROWS, EXPECTED_IDS)
+        assert_subset_stored_once(enso, ROWS, EXPECTED_IDS, duplicates=fault.loses_answers)
         return
     assert_accounting(report, complete=True)
     extra = {"transient_failure": hit} if hit else {}

@@ -53,6 +53,9 @@ WHOLE_REQUEST_FAULTS: list[tuple[str, dict[str, Any], int]] = [
     ("malformed", {"variant": "wrong_shape"}, 1),
     ("malformed", {"variant": "empty"}, 1),
     ("hang", {"seconds": 1.0}, 1),
+    # Not the emulator's own: stored, then the answer is lost (see ReliabilityEmulator.lose_answers).
+    ("lost", {"how": "reset"}, 2),
+    ("lost", {"how": "hang", "seconds": 1.0}, 1),
 ]
 
 
@@ -134,9 +137,10 @@ def random_schedule(seed: int) -> Schedule:
     kinds = [(kind, opts) for kind, opts, weight in WHOLE_REQUEST_FAULTS for _ in range(weight)]
     for _ in range(rng.randint(0, 4)):
         kind, opts = rng.choice(kinds)
-        count = rng.randint(1, 2) if kind == "hang" else rng.randint(1, 4)
+        slow = kind == "hang" or opts.get("how") == "hang"
+        count = rng.randint(1, 2) if slow else rng.randint(1, 4)
         schedule.faults.append((kind, count, rng.randint(0, batches + 1), dict(opts)))
-        if kind == "hang":
+        if slow:
             schedule.extra["timeout"] = HANG_TIMEOUT
     if rng.random() < 0.4:
         schedule.record_faults = ([], rng.choice([429, 500, 503]), rng.randint(1, 5))
@@ -160,7 +164,10 @@ def test_random_fault_schedule(
     use_connection(monkeypatch, enso, auth=schedule.auth, **schedule.extra)
     rng = random.Random(seed * 7919 + 1)
     for kind, count, after, opts in schedule.faults:
-        enso.inject(kind, count, after, **opts)
+        if kind == "lost":
+            enso.lose_answers(count, after, **opts)
+        else:
+            enso.inject(kind, count, after, **opts)
     if schedule.record_faults is not None:
         _, status, times = schedule.record_faults
         sent_ids = [e.event_id for e in sendable_events(rows.rows, context, **mapping)]
@@ -201,12 +208,12 @@ def test_random_fault_schedule(
     assert_stored_once(enso, rows, expected_ids)
     assert_well_formed_only(enso)
     stats = enso.stats
-    # Every acceptance Enso counted is in some run's report (runs that stopped included), and every
-    # acceptance beyond the first of an event was a deduplicated re-send.
+    # Every acceptance Enso counted is in some run's report (runs that stopped included) unless its
+    # answer was lost, and every acceptance beyond the first of an event was a deduplicated re-send.
     accepted = sum(run.report.success for run in runs if run.report is not None)
-    assert stats.events_accepted == accepted, schedule.describe()
-    assert stats.duplicates == accepted - rows.accepted
+    assert stats.events_accepted == accepted + enso.lost_accepted, schedule.describe()
+    assert stats.duplicates == stats.events_accepted - rows.accepted
     TALLY["random schedules"] += 1
     TALLY["random runs"] += len(runs)
-    TALLY["random faults applied"] += sum(stats.faults.values()) + enso.expiries
+    TALLY["random faults applied"] += sum(stats.faults.values()) + enso.expiries + enso.lost_batches
     TALLY.update(f"random outcome {run.state}" for run in runs)
