@@ -267,6 +267,11 @@ class EnsoHook(BaseHook):
             text = text.replace(secret, "***")
         return text
 
+    def _error_code(self, response: requests.Response) -> int | str | None:
+        code = _error_code(response)
+        # A code is text from the server too: it lands in messages, reports and XCom.
+        return self._scrub(code) if isinstance(code, str) else code
+
     # -- HTTP ----------------------------------------------------------------------------------------
 
     def get_conn(self) -> requests.Session:
@@ -362,11 +367,11 @@ class EnsoHook(BaseHook):
                 status_code=response.status_code,
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
                 body=self._scrub(truncate(response.text)),
-                code=_error_code(response),
+                code=self._error_code(response),
             )
 
     def _raise_request_error(self, response: requests.Response, what: str) -> NoReturn:
-        code = _error_code(response)
+        code = self._error_code(response)
         raise EnsoRequestError(
             f"Enso rejected {what} with HTTP {response.status_code}"
             + (f" (code {code})" if code is not None else "")
@@ -392,7 +397,7 @@ class EnsoHook(BaseHook):
                 f"Enso refused the credentials of connection {self.enso_conn_id!r} "
                 f"(HTTP {response.status_code}).",
                 status_code=response.status_code,
-                code=_error_code(response),
+                code=self._error_code(response),
                 body=self._scrub(response.text),
             )
         return response
@@ -479,9 +484,16 @@ class EnsoHook(BaseHook):
     def _scrub_records(self, result: BatchResult) -> BatchResult:
         """Scrub credentials a server echoed into per-record errors: they reach reports, XCom and files."""
         secrets = self._secrets()
-        if not any(secret in r.error for r in result.failed_records for secret in secrets):
+        if not any(secret in f"{r.error}{r.code}" for r in result.failed_records for secret in secrets):
             return result
-        records = tuple(replace(r, error=self._scrub(r.error)) for r in result.failed_records)
+        records = tuple(
+            replace(
+                r,
+                error=self._scrub(r.error),
+                code=self._scrub(r.code) if isinstance(r.code, str) else r.code,
+            )
+            for r in result.failed_records
+        )
         return replace(result, failed_records=records)
 
     def send_batch(self, events: Sequence[Mapping[str, Any] | bytes]) -> BatchResult:
