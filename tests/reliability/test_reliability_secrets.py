@@ -71,7 +71,9 @@ def run_and_collect(watch: SecretWatch, tmp_path: Path, **kwargs: Any) -> Outcom
 
 def echo_body(secret: str) -> str:
     """An error body that echoes a credential back in every field a client might read."""
-    return json.dumps({"message": f"bad credential {secret}", "error": secret, "detail": secret})
+    return json.dumps(
+        {"message": f"bad credential {secret}", "error": secret, "detail": secret, "code": secret}
+    )
 
 
 def token_success_and_retries(
@@ -140,7 +142,7 @@ def echoed_in_error_bodies(
 def echoed_in_a_failed_record(
     enso: ReliabilityEmulator, mp: pytest.MonkeyPatch, w: SecretWatch, p: Path
 ) -> None:
-    # A 200 in the documented shape whose per-record error repeats the credential.
+    # A 200 in the documented shape whose per-record error (and string code) repeats the credential.
     use_connection(mp, enso)
     answer = {
         "status": "success",
@@ -148,7 +150,12 @@ def echoed_in_a_failed_record(
         "data": {
             "summary": {"success": 0, "failed": 1, "total": 1},
             "failedRecords": [
-                {"index": 0, "error": f"token {SECRET_TOKEN} may not write", "code": 2002, "statusCode": 404}
+                {
+                    "index": 0,
+                    "error": f"token {SECRET_TOKEN} may not write",
+                    "code": SECRET_TOKEN,
+                    "statusCode": 404,
+                }
             ],
         },
     }
@@ -157,6 +164,7 @@ def echoed_in_a_failed_record(
     assert outcome.state == "success"
     assert outcome.returned is not None
     assert outcome.returned["failed"] == 1
+    assert outcome.returned["errors"] == {"***": 1}
 
 
 def hook_from_taskflow(enso: ReliabilityEmulator, mp: pytest.MonkeyPatch, w: SecretWatch, p: Path) -> None:
