@@ -213,13 +213,23 @@ class EnsoHook(BaseHook):
                 f"Connection {self.enso_conn_id!r} has no Password: set the API token there "
                 "(or the client secret, with the client key in Login)."
             )
-        policy = RetryPolicy(
-            max_retries=pick("max_retries", 5, int),
-            backoff_factor=pick("backoff_factor", 0.5, float),
-            backoff_max=pick("backoff_max", 30.0, float),
-            retry_after_max=pick("retry_after_max", 60.0, float),
-            total_wait_max=pick("total_wait_max", 300.0, float),
-        )
+        try:
+            policy = RetryPolicy(
+                max_retries=pick("max_retries", 5, int),
+                backoff_factor=pick("backoff_factor", 0.5, float),
+                backoff_max=pick("backoff_max", 30.0, float),
+                retry_after_max=pick("retry_after_max", 60.0, float),
+                total_wait_max=pick("total_wait_max", 300.0, float),
+            )
+        except ValueError as err:
+            raise EnsoConfigError(f"Connection {self.enso_conn_id!r}: {err}") from None
+        timeout = (pick("connect_timeout", 10.0, float), pick("timeout", 30.0, float))
+        for name, seconds in zip(("connect_timeout", "timeout"), timeout, strict=True):
+            if not seconds > 0:  # requests would refuse it only at the first request, in a sender thread
+                raise EnsoConfigError(
+                    f"Connection {self.enso_conn_id!r}: extra field {name!r} must be more than 0 seconds, "
+                    f"got {seconds!r}"
+                )
         verify = extra.get("verify_ssl", extra.get("extra__enso__verify_ssl", True))
         if isinstance(verify, str):
             verify = verify.strip().lower() not in {"false", "0", "no", "off"}
@@ -228,7 +238,7 @@ class EnsoHook(BaseHook):
             token=None if login else password,
             client_key=login,
             client_secret=password if login else None,
-            timeout=(pick("connect_timeout", 10.0, float), pick("timeout", 30.0, float)),
+            timeout=timeout,
             verify=bool(verify),
             policy=policy,
         )
