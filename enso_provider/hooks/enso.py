@@ -633,7 +633,7 @@ def _as_items(
             continue
         if mapper is None:
             mapper = EventMapper(namespace=namespace)
-        yield from mapper.map((item,))
+        yield mapper.map_one(item)
 
 
 def _json_or_none(response: requests.Response) -> Any:

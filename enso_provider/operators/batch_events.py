@@ -74,7 +74,8 @@ class EnsoBatchEventsOperator(BaseOperator):
     :param metadata_columns: columns collected into ``metadata``, or ``"*"`` for every unmapped one.
     :param row_mapper: a callable ``row -> event mapping`` for anything the above cannot say.
     :param job_id: a ``JobId`` for every event, unless a row maps its own. (templated)
-    :param event_id_column: a column holding a unique key per row, used for ``eventId``.
+    :param event_id_column: a column holding a unique key per row, used for ``eventId``. The key is
+        hashed with the DAG and task ids only, so the same key gives the same id in every run.
     :param timezone: the zone of naive timestamps (default UTC; never guessed from the clock).
     :param timestamp_unit: ``"s"`` or ``"ms"`` to accept epoch numbers as timestamps.
 
@@ -207,6 +208,9 @@ class EnsoBatchEventsOperator(BaseOperator):
                 timezone=self.timezone,
                 timestamp_unit=self.timestamp_unit,
                 namespace=run_namespace(context),
+                # A key column is unique across runs: the same key must give the same id in every run
+                # (overlapping windows, backfills), so its namespace leaves the interval out.
+                event_id_namespace=f"{context['ti'].dag_id}|{context['ti'].task_id}",
             )
         except ValueError as err:
             raise AirflowFailException(f"Bad mapping arguments: {err}") from None

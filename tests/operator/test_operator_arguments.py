@@ -105,3 +105,36 @@ def test_template_fields():
         "rejected_records_path",
     }
     assert ".sql" in EnsoBatchEventsOperator.template_ext
+
+
+def test_a_key_column_gives_the_same_id_in_every_interval(enso):
+    rows = [
+        {
+            "usage_id": "u-1",
+            "customer_entity_id": "cust_1",
+            "metric": "m",
+            "value": 1,
+            "timestamp": "2024-05-01",
+        },
+        {
+            "usage_id": "u-2",
+            "customer_entity_id": "cust_2",
+            "metric": "m",
+            "value": 2,
+            "timestamp": "2024-05-01",
+        },
+    ]
+    op = EnsoBatchEventsOperator(task_id="t", events=rows, event_id_column="usage_id")
+    op.execute(context())
+    ids = sorted(e["eventId"] for e in enso.events)
+    # An overlapping window (another interval) reads the same keys: same ids, nothing billed twice.
+    op.execute(context(start=pendulum.datetime(2024, 5, 1, 9, tz="UTC")))
+    assert sorted(e["eventId"] for e in enso.events) == ids
+    assert enso.stats["duplicates"] == 2
+    # Without a key column, content ids are namespaced by the interval.
+    plain = EnsoBatchEventsOperator(
+        task_id="t", events=[{k: v for k, v in r.items() if k != "usage_id"} for r in rows]
+    )
+    plain.execute(context())
+    plain.execute(context(start=pendulum.datetime(2024, 5, 1, 9, tz="UTC")))
+    assert len(enso.events) == 6
