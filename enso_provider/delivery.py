@@ -168,6 +168,15 @@ class _Outcome:
     failures: list[tuple[Event, int | str | None, int | None, str]] = field(default_factory=list)
 
 
+class _Stopped(Exception):
+    """A whole-request error that stopped a batch after some of its 413 halves had landed."""
+
+    def __init__(self, error: EnsoError, outcome: _Outcome) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.outcome = outcome
+
+
 class Delivery:
     """
     Sends encoded events in batches, concurrently, and accounts for each of them.
@@ -263,23 +272,34 @@ class Delivery:
         first_error: BaseException | None = None
         for future in done:
             batch = self._in_flight.pop(future)
-            error = future.exception()
-            if error is None:
-                self._account(future.result())
-            else:
-                # Never confirmed, so not counted as sent: the task's retry sends them again.
-                self.report.sent -= len(batch)
-                first_error = first_error or error
+            error = self._settle(future, batch)
+            first_error = first_error or error
         if first_error is not None:
             raise first_error
 
     def _drain(self) -> None:
         for future, batch in list(self._in_flight.items()):
-            if future.cancel() or future.exception() is not None:
+            if future.cancel():
                 self.report.sent -= len(batch)
             else:
-                self._account(future.result())
+                self._settle(future, batch)
         self._in_flight.clear()
+
+    def _settle(self, future: Future[_Outcome], batch: list[Event]) -> BaseException | None:
+        """Account for a finished batch; return its error, if it failed."""
+        error = future.exception()
+        if error is None:
+            self._account(future.result())
+            return None
+        landed = 0
+        if isinstance(error, _Stopped):
+            # Halves of a split batch landed before the error: they count like any batch.
+            self._account(error.outcome)
+            landed = error.outcome.success + len(error.outcome.failures)
+            error = error.error
+        # The rest was never confirmed, so not counted as sent: the task's retry sends it again.
+        self.report.sent -= len(batch) - landed
+        return error
 
     def _account(self, outcome: _Outcome) -> None:
         report = self.report
@@ -360,7 +380,12 @@ class Delivery:
     def _send(self, batch: list[Event]) -> _Outcome:
         outcome = _Outcome()
         # A whole-request failure of the first post stops the run (raised to the caller's thread).
-        transient = self._post_split(batch, outcome)
+        try:
+            transient = self._post_split(batch, outcome)
+        except EnsoError as err:
+            if outcome.success or outcome.failures:
+                raise _Stopped(err, outcome) from err
+            raise
         for round_number in range(1, self.record_retries + 1):
             if not transient:
                 return outcome
