@@ -253,3 +253,30 @@ def check_complete_report(returned: dict[str, Any] | None, *, failed: int) -> No
         sum(ROWS.invalid.values()),
     )
     assert returned["errors"] == dict(ROWS.errors())
+
+
+def test_a_split_batch_stopped_by_an_outage_counts_the_halves_that_landed(
+    enso: ReliabilityEmulator, monkeypatch: pytest.MonkeyPatch, secret_watch: SecretWatch
+) -> None:
+    # Enso's payload limit is undocumented: a 413 splits a batch in halves until they pass. When an
+    # outage then stops the run, the halves that landed are in the report like any other batch.
+    monkeypatch.setattr(enso, "max_batch_events", 120)
+    use_connection(monkeypatch, enso)
+    enso.fail_next(OUTAGE, status=503, after=4)  # 500 -> 413, 250 -> 413, 125 -> 413, 62 ok, then 503s
+    first = run_operator(CONTEXT, **{**OPERATOR, "concurrency": 1})
+    secret_watch.add(first.error)
+    assert first.state == "retry", first.error
+    report, stats = first.report, enso.stats
+    assert report is not None
+    assert stats.events_stored > 0
+    assert report.success == stats.events_accepted
+    assert report.failed == stats.events_failed
+    assert_accounting(report, complete=False)
+    assert_subset_stored_once(enso, ROWS, EXPECTED_IDS)
+
+    enso.clear_faults()
+    stored_before = len(enso.event_ids)
+    second = run_operator(RERUN_CONTEXT, **OPERATOR)
+    assert second.state == "success", second.error
+    assert_stored_once(enso, ROWS, EXPECTED_IDS)
+    assert enso.stats.duplicates == stored_before
