@@ -22,7 +22,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from enso_provider.delivery import Delivery, DeliveryReport
 from enso_provider.events import Event, EventMapper
-from enso_provider.operators.batch_events import EnsoBatchEventsOperator, run_namespace
+from enso_provider.operators.batch_events import EnsoBatchEventsOperator
 from enso_provider.testing import EnsoEmulator
 from enso_provider.testing.faults import FaultQueue, make_fault
 from enso_provider.testing.server import Request, Response
@@ -254,6 +254,12 @@ def stored_content(enso: EnsoEmulator) -> Counter[Content]:
     return Counter(content_of_event(e) for e in enso.events)
 
 
+def operator_mapper(context: Mapping[str, Any], **mapping: Any) -> EventMapper:
+    """The mapper the operator builds for this task run and these mapping options (its namespaces)."""
+    op = EnsoBatchEventsOperator(task_id=context["ti"].task_id, events=[], **mapping)
+    return op._mapper(context)  # type: ignore[arg-type]
+
+
 def expected_events(
     rows: Iterable[Mapping[str, Any]],
     context: Mapping[str, Any],
@@ -261,17 +267,16 @@ def expected_events(
     **mapping: Any,
 ) -> list[Event]:
     """The events the operator builds for ``rows`` in this task run, for customers Enso knows."""
-    mapper = EventMapper(namespace=run_namespace(context), **mapping)  # type: ignore[arg-type]
     customers = set(known)
-    return [item for item in mapper.map(rows) if isinstance(item, Event) and _customer_of(item) in customers]
+    items = operator_mapper(context, **mapping).map(rows)
+    return [item for item in items if isinstance(item, Event) and _customer_of(item) in customers]
 
 
 def sendable_events(
     rows: Iterable[Mapping[str, Any]], context: Mapping[str, Any], **mapping: Any
 ) -> list[Event]:
     """Every event the operator sends for ``rows``, in order (batches are cut from these)."""
-    mapper = EventMapper(namespace=run_namespace(context), **mapping)  # type: ignore[arg-type]
-    return [item for item in mapper.map(rows) if isinstance(item, Event)]
+    return [item for item in operator_mapper(context, **mapping).map(rows) if isinstance(item, Event)]
 
 
 def _customer_of(event: Event) -> str:
