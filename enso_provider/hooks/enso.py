@@ -603,6 +603,7 @@ class EnsoHook(BaseHook):
             return False, str(err)
         except Exception as err:
             return False, f"Cannot read connection {self.enso_conn_id!r}: {type(err).__name__}"
+        max_retries = self._overrides["max_retries"]
         self._overrides.update(max_retries=0)
         self.__dict__.pop("settings", None)
         try:
@@ -613,6 +614,10 @@ class EnsoHook(BaseHook):
             return False, f"Cannot reach Enso at {settings.base_url}: {err.reason}"
         except EnsoError as err:
             return False, str(err)
+        finally:
+            # The quick check's "no retries" must not stay with a hook that then sends events.
+            self._overrides.update(max_retries=max_retries)
+            self.__dict__.pop("settings", None)
         status = response.status_code
         if status == 400 or 200 <= status < 300:
             return True, f"Connected to Enso at {settings.base_url} and authenticated."
