@@ -21,6 +21,7 @@ from enso_provider.exceptions import (
     EnsoResponseError,
     EnsoServerError,
 )
+from enso_provider.hooks.enso import EnsoHook
 from tests.reliability.reliability_kit import (
     FAST_RETRIES,
     RECORD_RETRIES,
@@ -280,3 +281,17 @@ def test_a_split_batch_stopped_by_an_outage_counts_the_halves_that_landed(
     assert second.state == "success", second.error
     assert_stored_once(enso, ROWS, EXPECTED_IDS)
     assert enso.stats.duplicates == stored_before
+
+
+def test_a_hook_keeps_its_retries_after_test_connection(
+    enso: ReliabilityEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A TaskFlow task may check the connection first, then send with the same hook: the check's
+    # "answer quickly, no retries" must not stay with the hook, or a passing 503 fails the send.
+    use_connection(monkeypatch, enso, auth="client_credentials")
+    hook = EnsoHook()
+    assert hook.test_connection()[0]
+    enso.fail_next(FAST_RETRIES["max_retries"], status=503)
+    events = [{"CustomerEntityId": "cust_01", "metric": "m", "value": 1, "timestamp": "2024-05-01T10:00:00Z"}]
+    assert hook.send_batch(events).success == 1
+    hook.close()
