@@ -59,6 +59,16 @@ WHOLE_REQUEST_FAULTS: list[tuple[str, dict[str, Any], int]] = [
     ("lost", {"how": "hang", "seconds": 1.0}, 1),
 ]
 
+# Faults of POST /auth/system-login: a refused client (401) stops the run; the others are retried.
+LOGIN_FAULTS: list[tuple[str, dict[str, Any]]] = [
+    ("status", {"status": 401}),
+    ("status", {"status": 500}),
+    ("status", {"status": 503, "retry_after": "1"}),
+    ("reset", {}),
+    ("malformed", {"variant": "not_json"}),
+    ("hang", {"seconds": 1.0}),
+]
+
 
 @dataclass
 class Schedule:
@@ -71,7 +81,7 @@ class Schedule:
     faults: list[tuple[str, int, int, dict[str, Any]]] = field(default_factory=list)
     record_faults: tuple[list[str], int, int] | None = None
     expiry_after: int | None = None
-    login_fault: tuple[int, int, int] | None = None
+    login_fault: tuple[str, int, int, dict[str, Any]] | None = None
 
     def describe(self) -> str:
         return (
@@ -149,7 +159,11 @@ def random_schedule(seed: int) -> Schedule:
         if rng.random() < 0.7:
             schedule.expiry_after = rng.randint(0, batches)
         if rng.random() < 0.3:
-            schedule.login_fault = (rng.randint(1, 3), rng.randint(0, 2), rng.choice([401, 500, 503]))
+            kind, opts = rng.choice(LOGIN_FAULTS)
+            slow = kind == "hang"
+            schedule.login_fault = (kind, 1 if slow else rng.randint(1, 3), rng.randint(0, 2), dict(opts))
+            if slow:
+                schedule.extra["timeout"] = HANG_TIMEOUT
     return schedule
 
 
@@ -176,8 +190,8 @@ def test_random_fault_schedule(
     if schedule.expiry_after is not None:
         enso.expire_tokens_at(schedule.expiry_after)
     if schedule.login_fault is not None:
-        count, after, status = schedule.login_fault
-        enso.inject("status", count, after, endpoint="login", status=status)
+        kind, count, after, opts = schedule.login_fault
+        enso.inject(kind, count, after, endpoint="login", **opts)
 
     runs: list[Outcome] = []
     while True:
