@@ -11,6 +11,8 @@ from typing import Any
 
 from airflow.exceptions import AirflowException
 
+from enso_provider._compat import AirflowFailException
+
 #: Longest response body kept on an exception or in a log line.
 BODY_LIMIT = 500
 
@@ -68,8 +70,8 @@ def _rebuild(
     return cls(message, status_code=status_code, code=code, body=body)
 
 
-class EnsoConfigError(EnsoError):
-    """The connection or the arguments cannot work: no retry can help."""
+class EnsoConfigError(EnsoError, AirflowFailException):
+    """The connection or the arguments cannot work: no retry can help, so Airflow does not retry it."""
 
 
 class EnsoAuthError(EnsoError):

@@ -243,8 +243,7 @@ class EnsoHook(BaseHook):
             policy=policy,
         )
 
-    @staticmethod
-    def _base_url(conn: Connection) -> str:
+    def _base_url(self, conn: Connection) -> str:
         host = (conn.host or "").strip()
         if not host:
             return DEFAULT_BASE_URL
@@ -254,6 +253,13 @@ class EnsoHook(BaseHook):
             host = f"{scheme}://{host}"
             if conn.port:
                 host = f"{host}:{conn.port}"
+        scheme = host.split("://", 1)[0].lower()
+        if scheme not in ("http", "https"):
+            raise EnsoConfigError(
+                f"Connection {self.enso_conn_id!r} (type {conn.conn_type!r}) does not give an http(s) URL: "
+                f"scheme {scheme!r}. Use an Enso connection whose Host is the API base URL, "
+                f"e.g. {DEFAULT_BASE_URL}."
+            )
         return host.rstrip("/")
 
     @property

@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.exceptions import AirflowFailException
 from airflow.sdk import BaseHook, BaseOperator
 
+from enso_provider._compat import AirflowFailException
 from enso_provider.delivery import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENCY,
@@ -20,7 +20,7 @@ from enso_provider.events import Event, EventMapper, Rejection
 from enso_provider.exceptions import EnsoConfigError, EnsoError
 from enso_provider.hooks.enso import EnsoHook
 from enso_provider.operators.policy import FailurePolicy
-from enso_provider.operators.rejected import RejectedRecordsWriter
+from enso_provider.operators.rejected import RejectedRecordsWriter, check_writable
 from enso_provider.operators.report import format_report
 from enso_provider.sources import DEFAULT_FETCH_SIZE, SqlChunks
 
@@ -245,7 +245,13 @@ class EnsoBatchEventsOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         policy = self._check_arguments()
         mapper = self._mapper(context)
-        writer = RejectedRecordsWriter(self.rejected_records_path) if self.rejected_records_path else None
+        writer = None
+        if self.rejected_records_path:
+            try:
+                check_writable(self.rejected_records_path, "rejected_records_path")
+            except ValueError as err:
+                raise AirflowFailException(str(err)) from None
+            writer = RejectedRecordsWriter(self.rejected_records_path)
         self.log.info(
             "Sending usage from %s to Enso (connection %r)%s",
             "SQL" if self.sql else "XCom",
@@ -276,8 +282,9 @@ class EnsoBatchEventsOperator(BaseOperator):
             )
             raise
         finally:
+            # Also after a stop: the file then lists what failed before it, and a retry replaces it.
             if writer is not None:
-                writer.close()
+                writer.commit()
         result = report.as_dict()
         result["rejected_records_path"] = writer.path if writer and writer.written else None
         for line in format_report(result).splitlines():

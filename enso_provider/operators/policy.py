@@ -49,7 +49,7 @@ class FailurePolicy:
                 )
         if not reasons:
             return None
-        top = ", ".join(f"{code}: {count}" for code, count in report.errors.most_common(5))
+        top = ", ".join(f"{code}: {count}" for code, count in report.errors.most_common(10))
         return (
             f"Enso delivery breached the failure policy: {'; '.join(reasons)}. "
             f"total={report.total} success={report.success} failed={report.failed} "

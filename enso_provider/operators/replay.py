@@ -9,9 +9,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-from airflow.exceptions import AirflowFailException
 from airflow.sdk import BaseOperator
 
+from enso_provider._compat import AirflowFailException
 from enso_provider.delivery import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENCY,
@@ -25,7 +25,7 @@ from enso_provider.events import Event, Rejection, dumps
 from enso_provider.exceptions import EnsoError
 from enso_provider.hooks.enso import EnsoHook
 from enso_provider.operators.policy import FailurePolicy
-from enso_provider.operators.rejected import RejectedRecordsWriter
+from enso_provider.operators.rejected import PARTIAL_SUFFIX, RejectedRecordsWriter, as_url
 from enso_provider.operators.report import format_report
 
 if TYPE_CHECKING:
@@ -38,17 +38,10 @@ DEFAULT_REPLAY_CODES: tuple[int | str, ...] = (2002,)
 CORRUPT_RECORD = "corrupt_record"
 #: The code of a replayable record whose event has no usable ``eventId``.
 MISSING_EVENT_ID = "missing_event_id"
-#: The output is written under its name plus this suffix, then moved into place.
-PARTIAL_SUFFIX = ".partial"
 #: How many corrupt lines are logged one by one (the rest are counted in the report).
 _LOGGED_CORRUPT_LINES = 10
 _GLOB_CHARS = frozenset("*?[")
 _LOCAL_PROTOCOLS = ("file", "local", "")
-
-
-def _as_url(path: str) -> str:
-    """A bare path is a local file, as for the rejected-records file."""
-    return path if "://" in path else f"file://{path}"
 
 
 def _store_key(path: ObjectStoragePath) -> tuple[str, str]:
@@ -58,16 +51,6 @@ def _store_key(path: ObjectStoragePath) -> tuple[str, str]:
     if protocol == "file":
         where = posixpath.normpath(where)
     return protocol, where
-
-
-class _OutputWriter(RejectedRecordsWriter):
-    """The rejected-records writer, plus carried-over lines written byte for byte."""
-
-    def write_line(self, line: bytes) -> None:
-        if self._file is None:
-            self._file = self._open()
-        self._file.write(line + b"\n")
-        self.written += 1
 
 
 @dataclass
@@ -223,7 +206,7 @@ class EnsoReplayRejectedOperator(BaseOperator):
         found: dict[tuple[str, str], ObjectStoragePath] = {}
         missing: list[str] = []
         for source in sources:
-            root = ObjectStoragePath(_as_url(source))
+            root = ObjectStoragePath(as_url(source))
             if _GLOB_CHARS.intersection(source):
                 detail: Any = root.fs.glob(str(root.path), detail=True)
                 matches = [
@@ -356,7 +339,7 @@ class EnsoReplayRejectedOperator(BaseOperator):
         policy = self._check_arguments()
         sources = self._sources()
         codes = self._codes()
-        output_url = _as_url(self.output_path.strip())
+        output_url = as_url(self.output_path.strip())
         output = ObjectStoragePath(output_url)
         partial_url = f"{output_url}{PARTIAL_SUFFIX}"
         files = self._resolve(sources)
@@ -374,7 +357,7 @@ class EnsoReplayRejectedOperator(BaseOperator):
             " as a dry run: nothing will be posted or written" if self.is_dry_run else "",
         )
         state = _ReadState()
-        partial = None if self.is_dry_run else _OutputWriter(partial_url)
+        partial = None if self.is_dry_run else RejectedRecordsWriter(output_url)
 
         def on_failure(failure: Failure) -> None:
             line = state.carried.pop(failure.index, None) if failure.local else None
@@ -397,8 +380,7 @@ class EnsoReplayRejectedOperator(BaseOperator):
             )
         except BaseException as err:
             if partial is not None:
-                partial.close()
-                _remove(ObjectStoragePath(partial.path))
+                partial.discard()
             if isinstance(err, EnsoError):
                 self.log.error(
                     "Replay stopped; %s was not written. A retry replays the same eventIds, never twice.",
@@ -421,20 +403,14 @@ class EnsoReplayRejectedOperator(BaseOperator):
             self.log.warning("%s (on_breach='warn': the task succeeds)", breach)
         return result
 
-    def _finish(self, partial: _OutputWriter | None, output: ObjectStoragePath) -> bool:
+    def _finish(self, partial: RejectedRecordsWriter | None, output: ObjectStoragePath) -> bool:
         """Move the complete output into place; remove an older one when nothing is left. Written?"""
-        from airflow.sdk import ObjectStoragePath
-
         if partial is None:
             return False
-        partial.close()
-        if partial.written:
-            ObjectStoragePath(partial.path).rename(output)
-            return True
-        if output.exists():
-            self.log.info("Nothing is left to replay: removing the older %s", output)
-            output.unlink()
-        return False
+        written = partial.commit()
+        if partial.removed_stale:
+            self.log.info("Nothing is left to replay: removed the older %s", output)
+        return written
 
 
 def _status(value: Any) -> int | None:
@@ -444,14 +420,6 @@ def _status(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _remove(path: ObjectStoragePath) -> None:
-    try:
-        if path.exists():
-            path.unlink()
-    except OSError:
-        pass
 
 
 __all__ = [

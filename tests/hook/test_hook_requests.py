@@ -191,6 +191,14 @@ def test_base_url_defaults_and_uri_form(monkeypatch):
     assert EnsoHook(enso_conn_id="d").base_url == "http://h:1/api"
 
 
+def test_a_connection_that_is_not_an_http_url_is_a_config_error(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PG", '{"conn_type": "postgres", "host": "db", "schema": "usage", "password": "x"}'
+    )
+    with pytest.raises(EnsoConfigError, match=r"'postgres'.*does not give an http"):
+        EnsoHook(enso_conn_id="pg").send_batch([event(1)])
+
+
 def test_bad_extra_is_a_config_error(monkeypatch, enso):
     hook, _ = make_hook(monkeypatch, enso, timeout="soon")
     with pytest.raises(EnsoConfigError, match="timeout"):

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pendulum
 import pytest
-from airflow.exceptions import AirflowFailException
 
+from enso_provider._compat import AirflowFailException
 from enso_provider.operators.batch_events import EnsoBatchEventsOperator, run_namespace
 
 

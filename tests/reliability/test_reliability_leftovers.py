@@ -75,11 +75,9 @@ def test_a_stopped_run_leaves_what_landed_and_its_failures_and_a_rerun_completes
     assert sorted(r["index"] for r in records) == sorted({r["index"] for r in records})
 
 
-def test_a_rerun_without_failures_leaves_an_earlier_file_alone(
-    enso: ReliabilityEmulator, tmp_path: Path
-) -> None:
-    # The file is only opened for a failure. A try that fails a record and a later try that fails
-    # none: the later report says there is no file, and the earlier try's file is still there.
+def test_a_rerun_without_failures_removes_the_earlier_file(enso: ReliabilityEmulator, tmp_path: Path) -> None:
+    # A try that fails a record and a later try that fails none: the later report says there is no
+    # file, and the earlier try's file is gone, so a replay can never send its records again.
     rejected = tmp_path / "rejected.jsonl"
     rows = usage_rows(300, invalid_every=10_000)  # no invalid row, no unknown customer
     ids = [e.event_id for e in expected_events(rows.rows, CONTEXT)]
@@ -91,5 +89,6 @@ def test_a_rerun_without_failures_leaves_an_earlier_file_alone(
     assert second.state == "success"
     assert second.returned is not None
     assert second.returned["rejected_records_path"] is None
-    assert rejected.exists()
+    assert not rejected.exists()
+    assert not rejected.with_name(rejected.name + ".partial").exists()
     assert_stored_once(enso, rows, ids)

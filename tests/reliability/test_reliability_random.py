@@ -39,7 +39,10 @@ SCHEDULES = 200
 # Faults are finite, so re-runs end; this bound only turns a bug into a failure instead of a hang.
 MAX_RUNS = 25
 # Short, for speed; far above what an unfaulted request takes here, so a timeout is always a fault.
-HANG_TIMEOUT = 0.5
+# A hung request is held past the client's read timeout. The timeout leaves room for an ordinary
+# request on a busy machine: a spurious timeout would re-send a stored batch the counts do not expect.
+HANG_TIMEOUT = 1.0
+HANG_SECONDS = 2.0
 KEY = "row_key"
 
 WHOLE_REQUEST_FAULTS: list[tuple[str, dict[str, Any], int]] = [
@@ -53,10 +56,10 @@ WHOLE_REQUEST_FAULTS: list[tuple[str, dict[str, Any], int]] = [
     ("malformed", {"variant": "not_json"}, 1),
     ("malformed", {"variant": "wrong_shape"}, 1),
     ("malformed", {"variant": "empty"}, 1),
-    ("hang", {"seconds": 1.0}, 1),
+    ("hang", {"seconds": HANG_SECONDS}, 1),
     # Not the emulator's own: stored, then the answer is lost (see ReliabilityEmulator.lose_answers).
     ("lost", {"how": "reset"}, 2),
-    ("lost", {"how": "hang", "seconds": 1.0}, 1),
+    ("lost", {"how": "hang", "seconds": HANG_SECONDS}, 1),
 ]
 
 # Faults of POST /auth/system-login: a refused client (401) stops the run; the others are retried.
@@ -66,7 +69,7 @@ LOGIN_FAULTS: list[tuple[str, dict[str, Any]]] = [
     ("status", {"status": 503, "retry_after": "1"}),
     ("reset", {}),
     ("malformed", {"variant": "not_json"}),
-    ("hang", {"seconds": 1.0}),
+    ("hang", {"seconds": HANG_SECONDS}),
 ]
 
 

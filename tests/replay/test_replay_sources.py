@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from airflow.exceptions import AirflowFailException
 
+from enso_provider._compat import AirflowFailException
 from enso_provider.exceptions import EnsoError
 from tests.replay.records import (
     accounting_holds,
