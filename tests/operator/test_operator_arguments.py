@@ -138,3 +138,19 @@ def test_a_key_column_gives_the_same_id_in_every_interval(enso):
     plain.execute(context())
     plain.execute(context(start=pendulum.datetime(2024, 5, 1, 9, tz="UTC")))
     assert len(enso.events) == 6
+
+
+def test_an_unwritable_rejected_records_path_fails_before_any_row_is_read():
+    op = EnsoBatchEventsOperator(
+        task_id="t", events=[{"a": 1}], rejected_records_path="nosuchscheme://bucket/x.jsonl", dry_run=True
+    )
+    with pytest.raises(AirflowFailException, match="rejected_records_path 'nosuchscheme://bucket/x.jsonl'"):
+        op.execute(context())
+
+
+def test_configuration_errors_are_not_retried_by_airflow():
+    from enso_provider.exceptions import EnsoConfigError, EnsoError
+
+    error = EnsoConfigError("bad")
+    assert isinstance(error, AirflowFailException)
+    assert isinstance(error, EnsoError)
