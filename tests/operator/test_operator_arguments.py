@@ -144,7 +144,7 @@ def test_an_unwritable_rejected_records_path_fails_before_any_row_is_read():
     op = EnsoBatchEventsOperator(
         task_id="t", events=[{"a": 1}], rejected_records_path="nosuchscheme://bucket/x.jsonl", dry_run=True
     )
-    with pytest.raises(AirflowFailException, match="rejected_records_path 'nosuchscheme://bucket/x.jsonl'"):
+    with pytest.raises(AirflowFailException, match=r"rejected_records_path 'nosuchscheme://bucket/x\.jsonl'"):
         op.execute(context())
 
 
