@@ -12,16 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from enso_provider.events import Event, Rejection, decode_event, encode_batch
 from enso_provider.exceptions import EnsoError, EnsoRequestError
-
-if TYPE_CHECKING:
-    from enso_provider.hooks.results import BatchResult
+from enso_provider.hooks.results import BatchResult
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +44,7 @@ def is_transient_status(status_code: int | None) -> bool:
 class BatchPoster(Protocol):
     """What delivery needs from the hook: post one encoded body of ``sent`` events, with retries."""
 
-    def post_batch_body(self, body: bytes, *, sent: int) -> BatchResult: ...
+    def post_batch_body(self, body: bytes, *, sent: int, prior_attempts: int = 0) -> BatchResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,13 +157,19 @@ class DeliveryReport:
         }
 
 
+#: A record Enso refused: the event, its code, its status, the error.
+_Failed = tuple[Event, int | str | None, int | None, str]
+#: Work a batch still needs from a sender thread: the task, the batch, the task's arguments.
+_Need = tuple[Callable[..., "_Outcome"], list[Event], tuple[Any, ...]]
+
+
 @dataclass(slots=True)
 class _Outcome:
     """What one batch (with its record re-sends) ended with."""
 
     success: int = 0
     requests: int = 0
-    failures: list[tuple[Event, int | str | None, int | None, str]] = field(default_factory=list)
+    failures: list[_Failed] = field(default_factory=list)
 
 
 class _Stopped(Exception):
@@ -236,7 +240,11 @@ class Delivery:
         report = self.report
         next_progress = started + self.progress_interval
         self._in_flight: dict[Future[_Outcome], list[Event]] = {}
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="enso-send")
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="enso-send")
+        open_pipeline = getattr(self.poster, "open_pipeline", None)
+        self._pipeline = open_pipeline(self.concurrency) if open_pipeline and not self.dry_run else None
+        self._slots: list[list[Event] | None] = [None] * self.concurrency
+        turn = 0
         try:
             for batch in self._batches(items):
                 if self.dry_run:
@@ -244,27 +252,147 @@ class Delivery:
                     report.success += len(batch)
                     report.batches += 1
                     continue
-                if len(self._in_flight) >= self.concurrency:
-                    self._collect(block=True)
-                self._in_flight[pool.submit(self._send, batch)] = batch
-                report.sent += len(batch)
+                # A batch counts as sent from when a slot or a sender thread holds it.
+                if self._pipeline is not None:
+                    self._pipelined(turn, batch)
+                    turn = (turn + 1) % self.concurrency
+                else:
+                    self._submit(self._send, batch, batch)
                 self._collect(block=False)
                 if self.progress_interval and time.monotonic() >= next_progress:
                     self._log_progress(started)
                     next_progress = time.monotonic() + self.progress_interval
+            self._finish_slots()
             while self._in_flight:
                 self._collect(block=True)
         except BaseException as err:
             # Let what is in flight land and be counted, then re-raise the first error, carrying the
             # counts so far: what was accepted before the stop is known, not guessed.
+            self._finish_slots(after_error=True)
             self._drain()
             if isinstance(err, EnsoError):
                 err.report = report
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if self._pipeline is not None:
+                self._pipeline.close()
+            self._pool.shutdown(wait=True, cancel_futures=True)
             report.elapsed = time.monotonic() - started
         return report
+
+    def _submit(self, task: Callable[..., _Outcome], batch: list[Event], *args: Any) -> None:
+        """Run ``task(*args)`` on a sender thread, keeping at most ``concurrency`` of them busy."""
+        while len(self._in_flight) >= self.concurrency:
+            self._collect(block=True)
+        self._in_flight[self._pool.submit(task, *args)] = batch
+        self.report.sent += len(batch)
+
+    # -- pipelined first attempts (the caller's thread) -----------------------------------------------
+    #
+    # While every answer is a clean 200, the caller's thread posts and reads in turn on ``concurrency``
+    # connections. The first answer that is not (an error status, a network error, records to re-send)
+    # ends pipelining for the run: every slot's answer is read, then the batches that need more go to
+    # sender threads, as does the rest of the run. So at most ``concurrency`` requests are ever in
+    # flight, and all retry rules are the hook's.
+
+    def _pipelined(self, slot: int, batch: list[Event]) -> None:
+        """Post ``batch`` on ``slot``, after reading the answer of the batch posted there before."""
+        assert self._pipeline is not None
+        need = self._read_slot(slot)
+        if need is not None:
+            self._degrade([need, (self._send, batch, (batch,))])
+            return
+        try:
+            self._pipeline.send(slot, encode_batch([event.data for event in batch]))
+        except EnsoError:
+            # The credentials themselves failed (a refused or broken token exchange, after its
+            # retries): as on the threaded path, that stops the run.
+            raise
+        except Exception as err:
+            self.log.debug("Pipelined post failed (%s); switching to sender threads", type(err).__name__)
+            self._degrade([(self._retry, batch, (batch, 0.0, 0))])
+            return
+        self._slots[slot] = batch
+        self.report.sent += len(batch)
+
+    def _read_slot(self, slot: int) -> _Need | None:
+        """Account for ``slot``'s answer if it is a clean 200; else return what the batch still needs."""
+        assert self._pipeline is not None
+        batch = self._slots[slot]
+        self._slots[slot] = None
+        if batch is None:
+            return None
+        # Only a poster that opened a pipeline gets here: the hook, with the methods used below.
+        poster: Any = self.poster
+        status: int | None = None
+        headers: Mapping[str, str] | None = None
+        try:
+            status, content, headers = self._pipeline.receive(slot)
+            if status == 200:
+                result = poster.read_batch_answer(content, sent=len(batch))
+                outcome = _Outcome(requests=1)
+                transient = self._take_result(batch, result, outcome)
+                if not transient:
+                    self._account(outcome)
+                    return None
+                self.report.sent -= len(batch)  # held again when a sender thread takes it
+                return (self._rounds, batch, (transient, outcome))
+        except Exception as err:
+            # No answer, or a 200 that is not the documented shape: retried like a 5xx, after a backoff.
+            self.log.debug("Pipelined answer unusable (%s); switching to sender threads", type(err).__name__)
+            status = None if status == 200 else status
+        self.report.sent -= len(batch)  # held again when a sender thread takes it
+        if status == 401:
+            poster.invalidate_token(self._pipeline.generations[slot])
+        return (self._retry, batch, (batch, poster.first_retry_wait(status, headers), 1, status))
+
+    def _degrade(self, needs: list[_Need]) -> None:
+        """End pipelining: read every slot, then hand what needs more to sender threads."""
+        if self._pipeline is not None:
+            for slot in range(self.concurrency):
+                need = self._read_slot(slot)
+                if need is not None:
+                    needs.append(need)
+            self._pipeline.close()
+            self._pipeline = None
+        for n, (task, batch, args) in enumerate(needs):
+            try:
+                self._submit(task, batch, *args)
+            except BaseException:
+                # The run is stopping: answers already read still count, what they left undone does not.
+                for later_task, _, later_args in needs[n:]:
+                    if later_task == self._rounds:
+                        _, outcome = later_args
+                        self.report.sent += outcome.success + len(outcome.failures)
+                        self._account(outcome)
+                raise
+
+    def _finish_slots(self, *, after_error: bool = False) -> None:
+        """Read every slot at the end of the run; after an error, drop what is not confirmed."""
+        if self._pipeline is None:
+            return
+        if not after_error:
+            self._degrade([])
+            return
+        for slot in range(self.concurrency):
+            need = self._read_slot(slot)
+            # The run is stopping: what needs more is not counted (the task's retry sends it again),
+            # except the records of a 200 that Enso did answer for.
+            if need is not None and need[0] == self._rounds:
+                _, outcome = need[2]
+                self.report.sent += outcome.success + len(outcome.failures)
+                self._account(outcome)
+        self._pipeline.close()
+        self._pipeline = None
+
+    def _retry(
+        self, batch: list[Event], wait_first: float, requests_so_far: int = 0, status: int | None = None
+    ) -> _Outcome:
+        """The retry path of a batch whose pipelined attempt failed: wait, then send with retries."""
+        if wait_first:
+            self._sleep(wait_first)
+        # Like the hook's own retries, the failed attempt is not a batch of its own in the report.
+        return self._send(batch, prior_attempts=requests_so_far, split=status == 413)
 
     def _collect(self, *, block: bool) -> None:
         """Account for finished batches (waiting for one when ``block``); re-raise a batch's error."""
@@ -377,15 +505,24 @@ class Delivery:
 
     # -- worker threads -------------------------------------------------------------------------------
 
-    def _send(self, batch: list[Event]) -> _Outcome:
+    def _send(self, batch: list[Event], prior_attempts: int = 0, *, split: bool = False) -> _Outcome:
         outcome = _Outcome()
         # A whole-request failure of the first post stops the run (raised to the caller's thread).
         try:
-            transient = self._post_split(batch, outcome)
+            if split and len(batch) > 1:
+                # Its pipelined attempt was refused as too large: start with the halves.
+                half = len(batch) // 2
+                transient = self._post_split(batch[:half], outcome) + self._post_split(batch[half:], outcome)
+            else:
+                transient = self._post_split(batch, outcome, prior_attempts)
         except EnsoError as err:
             if outcome.success or outcome.failures:
                 raise _Stopped(err, outcome) from err
             raise
+        return self._rounds(transient, outcome)
+
+    def _rounds(self, transient: list[_Failed], outcome: _Outcome) -> _Outcome:
+        """Re-send the records that failed transiently, alone, ``record_retries`` rounds at most."""
         for round_number in range(1, self.record_retries + 1):
             if not transient:
                 return outcome
@@ -401,14 +538,15 @@ class Delivery:
         outcome.failures.extend(transient)
         return outcome
 
-    def _post_split(
-        self, batch: list[Event], outcome: _Outcome
-    ) -> list[tuple[Event, int | str | None, int | None, str]]:
+    def _post_split(self, batch: list[Event], outcome: _Outcome, prior_attempts: int = 0) -> list[_Failed]:
         """Post ``batch``; on 413 split it in halves. Return the records that failed transiently."""
         body = encode_batch([event.data for event in batch])
         try:
             outcome.requests += 1
-            result = self.poster.post_batch_body(body, sent=len(batch))
+            if prior_attempts:
+                result = self.poster.post_batch_body(body, sent=len(batch), prior_attempts=prior_attempts)
+            else:
+                result = self.poster.post_batch_body(body, sent=len(batch))
         except EnsoRequestError as err:
             if err.status_code == 413 and len(batch) > 1:
                 # Enso's payload limit is undocumented: a body too large is split, never dropped.
@@ -418,7 +556,12 @@ class Delivery:
             code = err.code if err.code is not None else f"http_{err.status_code}"
             outcome.failures.extend((event, code, err.status_code, str(err)) for event in batch)
             return []
-        transient: list[tuple[Event, int | str | None, int | None, str]] = []
+        return self._take_result(batch, result, outcome)
+
+    @staticmethod
+    def _take_result(batch: list[Event], result: BatchResult, outcome: _Outcome) -> list[_Failed]:
+        """Count Enso's answer into ``outcome``; return the records that failed transiently."""
+        transient: list[_Failed] = []
         outcome.success += result.success
         for record in result.failed_records:
             failed = (batch[record.index], record.code, record.status_code, record.error)

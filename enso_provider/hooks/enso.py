@@ -46,6 +46,7 @@ from enso_provider.get_provider_info import (
     RELABELING,
 )
 from enso_provider.hooks.auth import TokenCache, access_token_from_login
+from enso_provider.hooks.pipeline import PipelinedPoster
 from enso_provider.hooks.results import BatchResult, ResponseShapeError, parse_batch_response
 from enso_provider.hooks.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 
@@ -482,8 +483,11 @@ class EnsoHook(BaseHook):
             )
         return response
 
-    def _with_retries(self, attempt: Any, *, what: str) -> Any:
+    def _with_retries(self, attempt: Any, *, what: str, prior_attempts: int = 0) -> Any:
         policy = self.settings.policy
+        # Attempts already made elsewhere (a pipelined first attempt) count against max_retries; one
+        # attempt is always made here.
+        attempts_left = max(1, policy.max_retries + 1 - prior_attempts)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -492,7 +496,7 @@ class EnsoHook(BaseHook):
             return min(policy.wait(state.attempt_number, retry_after), budget)
 
         def stop(state: RetryCallState) -> bool:
-            return stop_after_attempt(policy.max_retries + 1)(state) or (
+            return stop_after_attempt(attempts_left)(state) or (
                 state.idle_for >= policy.total_wait_max and state.attempt_number > 1
             )
 
@@ -503,7 +507,7 @@ class EnsoHook(BaseHook):
                 "Enso %s failed (%s); retry %s of %s in %.2fs",
                 what,
                 reason,
-                state.attempt_number,
+                state.attempt_number + prior_attempts,
                 policy.max_retries,
                 state.upcoming_sleep,
             )
@@ -519,7 +523,7 @@ class EnsoHook(BaseHook):
         try:
             return retrying(attempt)
         except _Transient as last:
-            attempts = retrying.statistics.get("attempt_number", 1)
+            attempts = retrying.statistics.get("attempt_number", 1) + prior_attempts
             raise last.kind(
                 f"Enso {what} failed after {attempts} attempt(s): {last.reason}",
                 status_code=last.status_code,
@@ -527,7 +531,28 @@ class EnsoHook(BaseHook):
                 body=last.body,
             ) from None
 
-    def post_batch_body(self, body: bytes, *, sent: int) -> BatchResult:
+    def open_pipeline(self, slots: int) -> PipelinedPoster | None:
+        """
+        A pipelined poster for first attempts from the caller's thread (None behind a proxy).
+
+        Delivery uses it so that the thread that maps also sends; anything but a clean answer is handed
+        to :meth:`post_batch_body` and its retries.
+        """
+        return PipelinedPoster.open(self, f"{self.settings.base_url}{EVENTS_PATH}", slots)
+
+    def first_retry_wait(self, status: int | None, headers: Mapping[str, str] | None) -> float:
+        """How long to wait before retrying a pipelined attempt that failed with ``status``."""
+        if status is not None and status not in RETRYABLE_STATUSES:
+            return 0.0
+        retry_after = parse_retry_after(headers.get("Retry-After")) if headers else None
+        return self.settings.policy.wait(1, retry_after)
+
+    def invalidate_token(self, generation: int) -> None:
+        """Drop the cached access token of ``generation`` after a 401 (no-op with a static token)."""
+        if self._token_cache is not None:
+            self._token_cache.invalidate(generation)
+
+    def post_batch_body(self, body: bytes, *, sent: int, prior_attempts: int = 0) -> BatchResult:
         """
         Post one pre-encoded ``{"events": [...]}`` body, with retries, and parse Enso's answer.
 
@@ -536,6 +561,7 @@ class EnsoHook(BaseHook):
 
         :param body: the encoded request body.
         :param sent: how many events the body carries.
+        :param prior_attempts: attempts already made with this body (they count against max_retries).
         :raises EnsoAuthError: credentials refused.
         :raises EnsoRequestError: the whole request refused with a 4xx (for example code 2003).
         :raises EnsoServerError: 429/5xx until retries ran out.
@@ -549,7 +575,7 @@ class EnsoHook(BaseHook):
             if response.status_code >= 400 or response.status_code < 200:
                 self._raise_request_error(response, f"a batch of {sent} events")
             try:
-                result = parse_batch_response(orjson.loads(response.content), sent=sent)
+                return self.read_batch_answer(response.content, sent=sent)
             except (orjson.JSONDecodeError, ResponseShapeError) as err:
                 raise _Transient(
                     f"malformed answer ({err})",
@@ -557,9 +583,17 @@ class EnsoHook(BaseHook):
                     body=self._scrub(truncate(response.text)),
                     kind=EnsoResponseError,
                 ) from None
-            return self._scrub_records(result)
 
-        return self._with_retries(attempt, what="batch request")
+        return self._with_retries(attempt, what="batch request", prior_attempts=prior_attempts)
+
+    def read_batch_answer(self, content: bytes, *, sent: int) -> BatchResult:
+        """
+        Parse a 2xx answer to a batch of ``sent`` events, with any echoed credential scrubbed.
+
+        :raises orjson.JSONDecodeError: the body is not JSON.
+        :raises ResponseShapeError: the body is not the documented shape.
+        """
+        return self._scrub_records(parse_batch_response(orjson.loads(content), sent=sent))
 
     def _scrub_records(self, result: BatchResult) -> BatchResult:
         """Scrub credentials a server echoed into per-record errors: they reach reports, XCom and files."""

@@ -73,21 +73,55 @@ def test_an_event_larger_than_a_request_is_rejected_not_sent(enso):
     assert "event_too_large" in report.errors
 
 
-def test_at_most_concurrency_requests_in_flight(enso):
+def test_at_most_concurrency_requests_in_flight(enso, monkeypatch):
+    from enso_provider.hooks.pipeline import PipelinedPoster
+
     enso.set_latency(0.02)
+    in_flight = peak = 0
+    lock = threading.Lock()
+
+    def counted(method, step):
+        def wrapper(*args, **kwargs):
+            nonlocal in_flight, peak
+            if step > 0:
+                with lock:
+                    in_flight += 1
+                    peak = max(peak, in_flight)
+            try:
+                return method(*args, **kwargs)
+            finally:
+                if step < 0:
+                    with lock:
+                        in_flight -= 1
+
+        return wrapper
+
+    # Pipelined first attempts are in flight from send() until receive().
+    monkeypatch.setattr(PipelinedPoster, "send", counted(PipelinedPoster.send, +1))
+    monkeypatch.setattr(PipelinedPoster, "receive", counted(PipelinedPoster.receive, -1))
+    report = EnsoHook().send_events(rows(300), batch_size=10, concurrency=3)
+    assert report.success == 300
+    assert report.batches == 30
+    assert peak == 3
+    assert in_flight == 0
+
+
+def test_retried_batches_also_respect_concurrency(enso):
+    enso.set_latency(0.02)
+    enso.inject("status", count=3, status=503)  # the first pipelined attempts fail
     peak = 0
     in_flight = 0
     lock = threading.Lock()
     hook = EnsoHook()
     post = hook.post_batch_body
 
-    def counting_post(body: bytes, *, sent: int):
+    def counting_post(body: bytes, *, sent: int, prior_attempts: int = 0):
         nonlocal peak, in_flight
         with lock:
             in_flight += 1
             peak = max(peak, in_flight)
         try:
-            return post(body, sent=sent)
+            return post(body, sent=sent, prior_attempts=prior_attempts)
         finally:
             with lock:
                 in_flight -= 1
@@ -96,6 +130,7 @@ def test_at_most_concurrency_requests_in_flight(enso):
     report = hook.send_events(rows(300), batch_size=10, concurrency=3)
     assert report.success == 300
     assert 1 < peak <= 3
+    assert len(enso.events) == 300
 
 
 def test_transient_records_are_resent_alone(enso):
