@@ -193,3 +193,23 @@ def test_dry_run_posts_nothing_and_needs_no_connection(monkeypatch):
 def test_bad_delivery_options(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         EnsoHook().send_events(rows(1), dry_run=True, **kwargs)
+
+
+def test_no_pipeline_behind_a_proxy(enso, monkeypatch):
+    # A proxy is the session's business (its pools tunnel or forward): first attempts then go through
+    # sender threads like every retry.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "")
+    assert EnsoHook().open_pipeline(2) is None
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert EnsoHook().open_pipeline(2) is not None
+
+
+def test_pipelined_runs_hand_failures_to_the_retry_path_and_store_each_event_once(enso):
+    # Faults at the 3rd and 7th requests: a 502 page and a reset, both on pipelined first attempts.
+    enso.inject("status", count=1, after=2, status=502, html=True)
+    enso.inject("reset", count=1, after=6)
+    report = EnsoHook().send_events(rows(200), batch_size=10, concurrency=3)
+    assert (report.total, report.success, report.failed) == (200, 200, 0)
+    assert len(enso.events) == 200
+    assert enso.stats["events_stored"] == 200
