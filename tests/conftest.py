@@ -1,11 +1,11 @@
-"""Shared test set-up: an isolated Airflow home, and database servers that must be there under CI."""
+"""Shared test set-up: an isolated Airflow home, its metadata database, and the DAGs of the session."""
 
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,26 +27,6 @@ os.environ["ENSO_REJECTED_RECORDS_BASE"] = f"file://{_AIRFLOW_HOME / 'rejected'}
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def require_server(name: str, host: str, port: int) -> None:
-    """Skip when a database server is not running here, but fail under CI, where it must run."""
-    if _reachable(host, port):
-        return
-    message = f"{name} is not reachable on {host}:{port}"
-    if IN_CI:
-        pytest.fail(f"{message}; CI must run these tests", pytrace=False)
-    pytest.skip(message)
-
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
@@ -55,3 +35,13 @@ def airflow_db() -> Path:
 
     db.resetdb()
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_db: Path) -> Any:
+    """Every DAG of the session's dags folder (the example DAGs and tests/dags), parsed once."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    assert bag.import_errors == {}
+    return bag

@@ -14,14 +14,13 @@ from enso_provider.delivery import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BATCH_BYTES,
     DeliveryReport,
-    validate_delivery_options,
 )
 from enso_provider.events import Event, EventMapper, Rejection
 from enso_provider.exceptions import EnsoConfigError, EnsoError
 from enso_provider.hooks.enso import EnsoHook
 from enso_provider.operators.policy import FailurePolicy
 from enso_provider.operators.rejected import RejectedRecordsWriter, check_writable
-from enso_provider.operators.report import format_report
+from enso_provider.operators.report import log_report
 from enso_provider.sources import DEFAULT_FETCH_SIZE, SqlChunks
 
 if TYPE_CHECKING:
@@ -186,15 +185,14 @@ class EnsoBatchEventsOperator(BaseOperator):
             )
         if isinstance(self.fetch_size, bool) or not isinstance(self.fetch_size, int) or self.fetch_size < 1:
             raise AirflowFailException(f"fetch_size must be a positive integer, got {self.fetch_size!r}")
-        try:
-            validate_delivery_options(self.batch_size, self.max_batch_bytes, self.concurrency)
-            return FailurePolicy(
-                max_failures=self.max_failures,
-                max_failure_ratio=self.max_failure_ratio,
-                on_breach=self.on_breach,
-            )
-        except ValueError as err:
-            raise AirflowFailException(str(err)) from None
+        return FailurePolicy.checked(
+            max_failures=self.max_failures,
+            max_failure_ratio=self.max_failure_ratio,
+            on_breach=self.on_breach,
+            batch_size=self.batch_size,
+            max_batch_bytes=self.max_batch_bytes,
+            concurrency=self.concurrency,
+        )
 
     def _mapper(self, context: Context) -> EventMapper:
         try:
@@ -273,8 +271,7 @@ class EnsoBatchEventsOperator(BaseOperator):
             if err.report is not None:
                 partial = err.report.as_dict()
                 partial["rejected_records_path"] = writer.path if writer and writer.written else None
-                for line in format_report(partial).splitlines():
-                    self.log.error("%s", line)
+                log_report(self.log, partial, level="error")
             self.log.error(
                 "Delivery stopped: %s. A retry of this task sends the same eventIds again, "
                 "so what was accepted above is not counted twice where Enso dedupes.",
@@ -287,15 +284,10 @@ class EnsoBatchEventsOperator(BaseOperator):
                 writer.commit()
         result = report.as_dict()
         result["rejected_records_path"] = writer.path if writer and writer.written else None
-        for line in format_report(result).splitlines():
-            self.log.info("%s", line)
+        log_report(self.log, result)
         if report.total == 0:
             self.log.info("No rows to send: nothing was posted.")
-        breach = policy.breach(report)
-        if breach:
-            if policy.on_breach == "fail":
-                raise AirflowFailException(breach)
-            self.log.warning("%s (on_breach='warn': the task succeeds)", breach)
+        policy.enforce(report, self.log)
         return result
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from enso_provider._compat import AirflowFailException
 
 if TYPE_CHECKING:
     from enso_provider.delivery import DeliveryReport
@@ -55,3 +57,32 @@ class FailurePolicy:
             f"total={report.total} success={report.success} failed={report.failed} "
             f"invalid={report.invalid}. Top error codes: {top or 'none'}."
         )
+
+    @classmethod
+    def checked(
+        cls,
+        *,
+        max_failures: Any,
+        max_failure_ratio: Any,
+        on_breach: Any,
+        batch_size: Any,
+        max_batch_bytes: Any,
+        concurrency: Any,
+    ) -> FailurePolicy:
+        """The policy of an operator's arguments, its delivery options checked: a bad one fails the task."""
+        from enso_provider.delivery import validate_delivery_options
+
+        try:
+            validate_delivery_options(batch_size, max_batch_bytes, concurrency)
+            return cls(max_failures=max_failures, max_failure_ratio=max_failure_ratio, on_breach=on_breach)
+        except ValueError as err:
+            raise AirflowFailException(str(err)) from None
+
+    def enforce(self, report: DeliveryReport, log: Any) -> None:
+        """After delivery: fail the task (no retry) on a breach, or log a warning, as ``on_breach`` says."""
+        breach = self.breach(report)
+        if not breach:
+            return
+        if self.on_breach == "fail":
+            raise AirflowFailException(breach)
+        log.warning("%s (on_breach='warn': the task succeeds)", breach)

@@ -19,14 +19,13 @@ from enso_provider.delivery import (
     DeliveryReport,
     Failure,
     is_transient_status,
-    validate_delivery_options,
 )
 from enso_provider.events import Event, Rejection, dumps
 from enso_provider.exceptions import EnsoError
 from enso_provider.hooks.enso import EnsoHook
 from enso_provider.operators.policy import FailurePolicy
 from enso_provider.operators.rejected import PARTIAL_SUFFIX, RejectedRecordsWriter, as_url
-from enso_provider.operators.report import format_report
+from enso_provider.operators.report import log_report
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -187,15 +186,14 @@ class EnsoReplayRejectedOperator(BaseOperator):
             )
         if not isinstance(self.allow_missing, bool):
             raise AirflowFailException(f"allow_missing must be True or False, got {self.allow_missing!r}")
-        try:
-            validate_delivery_options(self.batch_size, self.max_batch_bytes, self.concurrency)
-            return FailurePolicy(
-                max_failures=self.max_failures,
-                max_failure_ratio=self.max_failure_ratio,
-                on_breach=self.on_breach,
-            )
-        except ValueError as err:
-            raise AirflowFailException(str(err)) from None
+        return FailurePolicy.checked(
+            max_failures=self.max_failures,
+            max_failure_ratio=self.max_failure_ratio,
+            on_breach=self.on_breach,
+            batch_size=self.batch_size,
+            max_batch_bytes=self.max_batch_bytes,
+            concurrency=self.concurrency,
+        )
 
     # -- sources ------------------------------------------------------------------------------------------
 
@@ -390,17 +388,12 @@ class EnsoReplayRejectedOperator(BaseOperator):
         written = self._finish(partial, output)
         result = report.as_dict()
         result["rejected_records_path"] = output_url if written else None
-        for line in format_report(result).splitlines():
-            self.log.info("%s", line)
+        log_report(self.log, result)
         if state.corrupt:
             self.log.warning("%s corrupt line(s) in the sources, kept in the output as is.", state.corrupt)
         if report.total == 0:
             self.log.info("No rejected records to replay: nothing was posted.")
-        breach = policy.breach(report)
-        if breach:
-            if policy.on_breach == "fail":
-                raise AirflowFailException(breach)
-            self.log.warning("%s (on_breach='warn': the task succeeds)", breach)
+        policy.enforce(report, self.log)
         return result
 
     def _finish(self, partial: RejectedRecordsWriter | None, output: ObjectStoragePath) -> bool:

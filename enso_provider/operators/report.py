@@ -33,3 +33,10 @@ def format_report(report: Mapping[str, Any]) -> str:
         rate = report.get("total", 0) / report["elapsed_seconds"]
         lines.append(f"elapsed: {report['elapsed_seconds']:.1f}s ({rate:,.0f} rows/s)")
     return "\n".join(lines)
+
+
+def log_report(log: Any, report: Mapping[str, Any], *, level: str = "info") -> None:
+    """Write the report's table to the task log, a line at a time (the log prefixes each line)."""
+    emit = getattr(log, level)
+    for line in format_report(report).splitlines():
+        emit("%s", line)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from enso_provider.testing import EnsoEmulator
+from tests.support import emulator_as_default
 
 CUSTOMERS = ["cust_1", "cust_2", "cust_3"]
 TOKEN = "integration-test-token-7731"
@@ -18,11 +19,7 @@ TOKEN = "integration-test-token-7731"
 @pytest.fixture
 def enso(monkeypatch: pytest.MonkeyPatch) -> Iterator[EnsoEmulator]:
     """The emulator, registered as the ``enso_default`` connection, with short retry waits."""
-    with EnsoEmulator(customers=CUSTOMERS, token=TOKEN) as emulator:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_ENSO_DEFAULT",
-            emulator.connection_json(timeout=5, backoff_factor=0.01, backoff_max=0.05),
-        )
+    with emulator_as_default(monkeypatch, CUSTOMERS, TOKEN) as emulator:
         yield emulator
 
 

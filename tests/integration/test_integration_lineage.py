@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from enso_provider.operators.batch_events import EnsoBatchEventsOperator
-from tests.conftest import require_server
+from tests.support import require_server
 
 REPO = Path(__file__).resolve().parents[2]
 QUERY = (REPO / "example_dags" / "sql" / "hourly_usage.sql").read_text()

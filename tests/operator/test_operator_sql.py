@@ -12,7 +12,6 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from tests.conftest import require_server
 from tests.operator.dagrun import run_dag
 from tests.operator.usage_tables import (
     CUSTOMERS,
@@ -22,6 +21,7 @@ from tests.operator.usage_tables import (
     postgres_table,
     sqlite_table,
 )
+from tests.support import require_server
 
 pytestmark = pytest.mark.airflow_db
 

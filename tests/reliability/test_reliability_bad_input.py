@@ -16,10 +16,10 @@ import orjson
 import pytest
 
 from enso_provider.events import REJECTION_CODES
-from tests.conftest import require_server
 from tests.data.bad_rows import ACCEPT, CASES, ENSO_2002, EXTRA_CUSTOMERS, BadRow
 from tests.reliability.reliability_kit import ReliabilityEmulator, run_operator, task_context
 from tests.reliability.secret_watch import SecretWatch
+from tests.support import require_server
 
 CONTEXT = task_context(dag_id="reliability_bad_input")
 GROUPS: dict[tuple[tuple[str, Any], ...], list[BadRow]] = defaultdict(list)
