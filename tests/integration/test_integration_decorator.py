@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.dags.enso_test_decorator_dags import BAD_ROWS, GOOD_ROWS
-from tests.integration.dagrun import run_dag
+from tests.operator.dagrun import run_dag
 
 pytestmark = pytest.mark.airflow_db
 

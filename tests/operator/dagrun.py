@@ -1,4 +1,4 @@
-"""Run a DAG with dag.test() and collect what the tests assert on."""
+"""Run a DAG with dag.test() and collect its task states and return values (used by every suite)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ class RunResult:
     run_id: str
     task_states: dict[tuple[str, int], str]
     xcoms: dict[tuple[str, int], Any]
+
+    def succeeded(self) -> bool:
+        return self.state.endswith("success")
 
     def report(self, task_id: str, map_index: int = -1) -> Any:
         return self.xcoms.get((task_id, map_index))
