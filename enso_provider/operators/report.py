@@ -31,7 +31,7 @@ def format_report(report: Mapping[str, Any]) -> str:
         lines.append(f"rejected records: {report['rejected_records_path']}")
     if report.get("elapsed_seconds"):
         rate = report.get("total", 0) / report["elapsed_seconds"]
-        lines.append(f"elapsed: {report['elapsed_seconds']:.1f}s ({rate:,.0f} rows/s)")
+        lines.append(f"elapsed: {report['elapsed_seconds']:.2f}s ({rate:,.0f} rows/s)")
     return "\n".join(lines)
 
 
