@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -316,7 +316,7 @@ class Delivery:
         self.report.sent += len(batch)
 
     def _read_slot(self, slot: int) -> _Need | None:
-        """Account for ``slot``'s answer if it is a clean 200; else return what the batch still needs."""
+        """Account for ``slot``'s answer if it is a clean 2xx; else return what the batch still needs."""
         assert self._pipeline is not None
         batch = self._slots[slot]
         self._slots[slot] = None
@@ -325,22 +325,30 @@ class Delivery:
         # Only a poster that opened a pipeline gets here: the hook, with the methods used below.
         poster: Any = self.poster
         status: int | None = None
-        headers: Mapping[str, str] | None = None
+        headers: Any = None
+        result: BatchResult | None = None
         try:
             status, content, headers = self._pipeline.receive(slot)
-            if status == 200:
+            if 200 <= status < 300:
                 result = poster.read_batch_answer(content, sent=len(batch))
-                outcome = _Outcome(requests=1)
-                transient = self._take_result(batch, result, outcome)
-                if not transient:
-                    self._account(outcome)
-                    return None
-                self.report.sent -= len(batch)  # held again when a sender thread takes it
-                return (self._rounds, batch, (transient, outcome))
         except Exception as err:
-            # No answer, or a 200 that is not the documented shape: retried like a 5xx, after a backoff.
+            # No answer, or a 2xx that is not the documented shape: retried like a 5xx, after a backoff.
             self.log.debug("Pipelined answer unusable (%s); switching to sender threads", type(err).__name__)
-            status = None if status == 200 else status
+            status = None if status is not None and 200 <= status < 300 else status
+        except BaseException:
+            # Interrupted (task timeout, kill): never confirmed, so not counted.
+            self.report.sent -= len(batch)
+            raise
+        if result is not None:
+            outcome = _Outcome(requests=1)
+            transient = self._take_result(batch, result, outcome)
+            if not transient:
+                # Outside the try: an error of the failure callback (the rejected-records file) is the
+                # run's error, never a reason to send the batch again.
+                self._account(outcome)
+                return None
+            self.report.sent -= len(batch)  # held again when a sender thread takes it
+            return (self._rounds, batch, (transient, outcome))
         self.report.sent -= len(batch)  # held again when a sender thread takes it
         if status == 401:
             poster.invalidate_token(self._pipeline.generations[slot])
@@ -348,24 +356,30 @@ class Delivery:
 
     def _degrade(self, needs: list[_Need]) -> None:
         """End pipelining: read every slot, then hand what needs more to sender threads."""
-        if self._pipeline is not None:
-            for slot in range(self.concurrency):
-                need = self._read_slot(slot)
-                if need is not None:
-                    needs.append(need)
-            self._pipeline.close()
-            self._pipeline = None
-        for n, (task, batch, args) in enumerate(needs):
-            try:
+        try:
+            if self._pipeline is not None:
+                for slot in range(self.concurrency):
+                    need = self._read_slot(slot)
+                    if need is not None:
+                        needs.append(need)
+                self._pipeline.close()
+                self._pipeline = None
+            while needs:
+                task, batch, args = needs[0]
                 self._submit(task, batch, *args)
-            except BaseException:
-                # The run is stopping: answers already read still count, what they left undone does not.
-                for later_task, _, later_args in needs[n:]:
-                    if later_task == self._rounds:
-                        _, outcome = later_args
-                        self.report.sent += outcome.success + len(outcome.failures)
-                        self._account(outcome)
-                raise
+                needs.pop(0)
+        except BaseException:
+            # The run is stopping: answers already read still count, what they left undone does not.
+            self._settle_needs(needs)
+            raise
+
+    def _settle_needs(self, needs: list[_Need]) -> None:
+        """Count what Enso answered for in needs that will not run (the accepted part of a 2xx)."""
+        for task, _, args in needs:
+            if task == self._rounds:
+                _, outcome = args
+                self.report.sent += outcome.success + len(outcome.failures)
+                self._account(outcome)
 
     def _finish_slots(self, *, after_error: bool = False) -> None:
         """Read every slot at the end of the run; after an error, drop what is not confirmed."""
@@ -377,11 +391,9 @@ class Delivery:
         for slot in range(self.concurrency):
             need = self._read_slot(slot)
             # The run is stopping: what needs more is not counted (the task's retry sends it again),
-            # except the records of a 200 that Enso did answer for.
-            if need is not None and need[0] == self._rounds:
-                _, outcome = need[2]
-                self.report.sent += outcome.success + len(outcome.failures)
-                self._account(outcome)
+            # except the records of a 2xx that Enso did answer for.
+            if need is not None:
+                self._settle_needs([need])
         self._pipeline.close()
         self._pipeline = None
 
@@ -527,19 +539,21 @@ class Delivery:
             if not transient:
                 return outcome
             self._sleep(min(self.record_backoff * 2 ** (round_number - 1), 30.0))
-            pending = [event for event, *_ in transient]
-            try:
-                transient = self._post_split(pending, outcome)
-            except EnsoError as err:
-                # The batch itself landed; only these re-sends failed: they stay failed, with the cause.
-                code = err.code if err.code is not None else err.status_code
-                outcome.failures.extend((event, code, err.status_code, str(err)) for event in pending)
-                return outcome
+            # The batch itself landed; a re-send that fails whole leaves its records failed, with the
+            # cause, and only those (halves of a split that landed stay counted once).
+            transient = self._post_split([event for event, *_ in transient], outcome, fail_whole=True)
         outcome.failures.extend(transient)
         return outcome
 
-    def _post_split(self, batch: list[Event], outcome: _Outcome, prior_attempts: int = 0) -> list[_Failed]:
-        """Post ``batch``; on 413 split it in halves. Return the records that failed transiently."""
+    def _post_split(
+        self, batch: list[Event], outcome: _Outcome, prior_attempts: int = 0, *, fail_whole: bool = False
+    ) -> list[_Failed]:
+        """
+        Post ``batch``; on 413 split it in halves. Return the records that failed transiently.
+
+        With ``fail_whole``, a request that fails beyond the hook's retries marks its own records failed
+        instead of raising (record re-send rounds, whose batch already landed).
+        """
         body = encode_batch([event.data for event in batch])
         try:
             outcome.requests += 1
@@ -551,10 +565,18 @@ class Delivery:
             if err.status_code == 413 and len(batch) > 1:
                 # Enso's payload limit is undocumented: a body too large is split, never dropped.
                 half = len(batch) // 2
-                return self._post_split(batch[:half], outcome) + self._post_split(batch[half:], outcome)
+                return self._post_split(batch[:half], outcome, fail_whole=fail_whole) + self._post_split(
+                    batch[half:], outcome, fail_whole=fail_whole
+                )
             # The whole request was refused for a reason resending cannot fix: every record failed.
             code = err.code if err.code is not None else f"http_{err.status_code}"
             outcome.failures.extend((event, code, err.status_code, str(err)) for event in batch)
+            return []
+        except EnsoError as err:
+            if not fail_whole:
+                raise
+            cause: int | str | None = err.code if err.code is not None else err.status_code
+            outcome.failures.extend((event, cause, err.status_code, str(err)) for event in batch)
             return []
         return self._take_result(batch, result, outcome)
 

@@ -69,6 +69,10 @@ class TokenCache:
             assert self._token is not None
             return self._token, self._generation
 
+    def peek(self) -> str | None:
+        """The cached token, if any, without fetching one (to scrub it from text)."""
+        return self._token
+
     def invalidate(self, generation: int) -> None:
         """Drop the token of ``generation`` (after a 401); a newer token fetched meanwhile is kept."""
         with self._lock:

@@ -228,8 +228,16 @@ class EnsoHook(BaseHook):
                     f"got {value!r}"
                 ) from None
 
-        password = conn.password or None
-        login = conn.login or None
+        password = (conn.password or "").strip() or None
+        login = (conn.login or "").strip() or None
+        for field, value in (("Password", password), ("Login", login)):
+            # A credential with a line break (a secrets file's last newline) would break the header
+            # and land, whole, in an http.client error: refuse it without showing it.
+            if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+                raise EnsoConfigError(
+                    f"Connection {self.enso_conn_id!r}: {field} contains a control character "
+                    "(a line break?); remove it."
+                )
         if not password:
             raise EnsoConfigError(
                 f"Connection {self.enso_conn_id!r} has no Password: set the API token there "
@@ -297,7 +305,10 @@ class EnsoHook(BaseHook):
 
     def _secrets(self) -> tuple[str, ...]:
         s = self.settings
-        return tuple(x for x in (s.token, s.client_secret) if x)
+        # The exchanged access token is a credential too, for as long as it lives.
+        access = self.__dict__.get("_token_cache")
+        current = access.peek() if access is not None else None
+        return tuple(x for x in (s.token, s.client_secret, current) if x)
 
     def _scrub(self, text: str) -> str:
         """Remove any credential a server echoed back, before the text reaches a log or an exception."""
@@ -374,7 +385,7 @@ class EnsoHook(BaseHook):
                 raise _Transient(
                     f"malformed login answer: {err}",
                     status_code=response.status_code,
-                    body=self._scrub(truncate(response.text)),
+                    body=truncate(self._scrub(response.text)),
                     kind=EnsoAuthError,
                 ) from None
 
@@ -447,7 +458,7 @@ class EnsoHook(BaseHook):
                 f"HTTP {response.status_code}",
                 status_code=response.status_code,
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                body=self._scrub(truncate(response.text)),
+                body=truncate(self._scrub(response.text)),
                 code=self._error_code(response),
             )
 
@@ -456,7 +467,7 @@ class EnsoHook(BaseHook):
         raise EnsoRequestError(
             f"Enso rejected {what} with HTTP {response.status_code}"
             + (f" (code {code})" if code is not None else "")
-            + f": {self._scrub(truncate(_error_message(response), 200))}",
+            + f": {truncate(self._scrub(_error_message(response)), 200)}",
             status_code=response.status_code,
             code=code,
             body=self._scrub(response.text),
@@ -538,6 +549,9 @@ class EnsoHook(BaseHook):
         Delivery uses it so that the thread that maps also sends; anything but a clean answer is handed
         to :meth:`post_batch_body` and its retries.
         """
+        if self.settings.policy.max_retries == 0:
+            # The pipelined attempt would be the only one, and its failure has no error of its own.
+            return None
         return PipelinedPoster.open(self, f"{self.settings.base_url}{EVENTS_PATH}", slots)
 
     def first_retry_wait(self, status: int | None, headers: Mapping[str, str] | None) -> float:
@@ -580,7 +594,7 @@ class EnsoHook(BaseHook):
                 raise _Transient(
                     f"malformed answer ({err})",
                     status_code=response.status_code,
-                    body=self._scrub(truncate(response.text)),
+                    body=truncate(self._scrub(response.text)),
                     kind=EnsoResponseError,
                 ) from None
 
@@ -727,7 +741,7 @@ class EnsoHook(BaseHook):
             return True, f"Connected to Enso at {settings.base_url} and authenticated."
         return False, (
             f"Enso at {settings.base_url} answered HTTP {status}: "
-            f"{self._scrub(truncate(_error_message(response), 200))}"
+            f"{truncate(self._scrub(_error_message(response)), 200)}"
         )
 
 

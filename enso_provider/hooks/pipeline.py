@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import os
 import ssl
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -45,6 +44,8 @@ class PipelinedPoster:
         self.port = parts.port or (443 if self.https else 80)
         session = hook.get_conn()
         self.headers = {str(k): str(v) for k, v in session.headers.items()}
+        # Answers are read here as sent: a compressing proxy must not compress them.
+        self.headers["Accept-Encoding"] = "identity"
         self.timeout = hook.settings.timeout[1]
         verify = True if session.verify is None else session.verify
         self.context = _ssl_context(verify) if self.https else None
@@ -81,7 +82,7 @@ class PipelinedPoster:
             self.drop(slot)
             raise
 
-    def receive(self, slot: int) -> tuple[int, bytes, Mapping[str, str]]:
+    def receive(self, slot: int) -> tuple[int, bytes, http.client.HTTPMessage]:
         """Read ``slot``'s answer: status, body, headers."""
         conn = self._connection(slot)
         try:
@@ -90,7 +91,7 @@ class PipelinedPoster:
         except BaseException:
             self.drop(slot)
             raise
-        return response.status, content, dict(response.headers.items())
+        return response.status, content, response.headers  # case-insensitive look-ups
 
     def drop(self, slot: int) -> None:
         """Close ``slot``'s connection (after an error; the next request opens a new one)."""

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from enso_provider.delivery import Delivery
-from enso_provider.exceptions import EnsoServerError
+from enso_provider.exceptions import EnsoConfigError, EnsoServerError
 from enso_provider.hooks.enso import EnsoHook
 from enso_provider.testing import EnsoEmulator
 
@@ -213,3 +213,83 @@ def test_pipelined_runs_hand_failures_to_the_retry_path_and_store_each_event_onc
     assert (report.total, report.success, report.failed) == (200, 200, 0)
     assert len(enso.events) == 200
     assert enso.stats["events_stored"] == 200
+
+
+def keyed(n: int) -> list[dict]:
+    return [dict(r, eventId=f"ev-{i:06d}") for i, r in enumerate(rows(n))]
+
+
+def test_a_record_resend_split_by_413_then_failing_counts_each_record_once(monkeypatch):
+    with EnsoEmulator(customers=["c1"], token=TOKEN) as enso:
+        conn = enso.connection_json(max_retries=0, backoff_factor=0.001, backoff_max=0.002)
+        monkeypatch.setenv("AIRFLOW_CONN_ENSO_DEFAULT", conn)
+        enso.fail_records(["ev-000000", "ev-000001"], status_code=503, times=1)
+        enso.inject("status", 1, after=1, status=413)  # the re-send round of 2 records
+        enso.inject("status", 1, after=3, status=500)  # its second half
+        from enso_provider.events import EventMapper
+
+        items = [EventMapper().map_one(r) for r in keyed(4)]
+        report = Delivery(EnsoHook(), sleep=no_wait, batch_size=4, concurrency=1).run(items)
+        assert (report.sent, report.success, report.failed) == (4, 3, 1)
+        assert report.success == len(enso.events)
+        assert [s["eventId"] for s in report.sample] == ["ev-000001"]
+
+
+def test_an_error_of_the_failure_callback_is_the_runs_error_and_nothing_is_sent_twice(enso):
+    events = keyed(10)
+    events[3]["CustomerEntityId"] = "ghost"
+
+    def broken_writer(failure):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        EnsoHook().send_events(events, batch_size=5, concurrency=2, on_failure=broken_writer)
+    assert enso.stats["events_received"] == 10
+    assert enso.stats["duplicates"] == 0
+
+
+def test_max_retries_zero_means_one_attempt(monkeypatch):
+    with EnsoEmulator(customers=["c1"], token=TOKEN) as enso:
+        monkeypatch.setenv("AIRFLOW_CONN_ENSO_DEFAULT", enso.connection_json(max_retries=0))
+        enso.inject("status", 10, status=503)
+        with pytest.raises(EnsoServerError, match="after 1 attempt"):
+            EnsoHook().send_events(rows(5))
+        assert enso.stats["batch_requests"] == 1
+
+
+def test_pipelined_answers_are_never_compressed_and_any_2xx_counts(enso):
+    hook = EnsoHook()
+    pipeline = hook.open_pipeline(2)
+    assert pipeline is not None
+    assert pipeline.headers["Accept-Encoding"] == "identity"
+    pipeline.close()
+    accepted = '{"summary": {"success": 5, "failed": 0, "total": 5}, "failedRecords": []}'
+    enso.inject("status", 1, status=201, body=accepted)
+    report = hook.send_events(rows(5))
+    assert (report.success, report.failed) == (5, 0)
+    assert enso.stats["batch_requests"] == 1  # a 201 is an answer, not a reason to post again
+
+
+def test_retry_after_is_read_whatever_its_case(enso):
+    from email.message import Message
+
+    headers = Message()
+    headers["retry-after"] = "7"
+    assert EnsoHook().first_retry_wait(503, headers) == 7.0
+    assert EnsoHook().first_retry_wait(400, headers) == 0.0
+
+
+def test_a_credential_with_a_control_character_is_refused_without_being_shown(monkeypatch, enso):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ENSO_DEFAULT",
+        f'{{"conn_type": "enso", "host": "{enso.url}", "password": "{TOKEN}\\u0007x"}}',
+    )
+    with pytest.raises(EnsoConfigError, match="control character") as info:
+        EnsoHook().send_events(rows(1))
+    assert TOKEN not in str(info.value)
+    # A trailing newline (a secrets file's last line) is only white space: stripped, and it works.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ENSO_DEFAULT",
+        f'{{"conn_type": "enso", "host": "{enso.url}", "password": "{TOKEN}\\n"}}',
+    )
+    assert EnsoHook().send_events(rows(1)).success == 1
