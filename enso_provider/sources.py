@@ -71,7 +71,6 @@ class SqlChunks:
         self.parameters = parameters
         self.fetch_size = fetch_size
         self.columns: list[str] = []
-        self.server_side = False
 
     def __iter__(self) -> Iterator[Sequence[Sequence[Any]]]:
         with closing(self.hook.get_conn()) as conn:
@@ -104,20 +103,16 @@ class SqlChunks:
             cursor = conn.cursor(name=f"enso_stream_{uuid.uuid4().hex[:12]}")
             with suppress(AttributeError):
                 cursor.itersize = self.fetch_size
-            self.server_side = True
             return cursor
         if module.startswith("MySQLdb"):
             import MySQLdb.cursors
 
-            self.server_side = True
             return conn.cursor(MySQLdb.cursors.SSCursor)
         if module.startswith("pymysql"):
             import pymysql.cursors
 
-            self.server_side = True
             return conn.cursor(pymysql.cursors.SSCursor)
         if module.startswith("mysql.connector"):
-            self.server_side = True
             return conn.cursor(buffered=False)
         # sqlite3 and most other drivers step through the result as fetchmany asks.
         return conn.cursor()

@@ -382,12 +382,7 @@ class EnsoHook(BaseHook):
             try:
                 return access_token_from_login(response.json())
             except ValueError as err:
-                raise _Transient(
-                    f"malformed login answer: {err}",
-                    status_code=response.status_code,
-                    body=truncate(self._scrub(response.text)),
-                    kind=EnsoAuthError,
-                ) from None
+                raise self._malformed(response, f"malformed login answer: {err}", EnsoAuthError) from None
 
         self.log.debug("Exchanging client credentials for an access token at %s", url)
         return self._with_retries(attempt, what="token exchange")
@@ -461,6 +456,12 @@ class EnsoHook(BaseHook):
                 body=truncate(self._scrub(response.text)),
                 code=self._error_code(response),
             )
+
+    def _malformed(self, response: _Answer, reason: str, kind: type[EnsoError]) -> _Transient:
+        """A 2xx answer that is not what was asked for: retried, then raised as ``kind``."""
+        return _Transient(
+            reason, status_code=response.status_code, body=truncate(self._scrub(response.text)), kind=kind
+        )
 
     def _raise_request_error(self, response: _Answer, what: str) -> NoReturn:
         code = self._error_code(response)
@@ -591,12 +592,7 @@ class EnsoHook(BaseHook):
             try:
                 return self.read_batch_answer(response.content, sent=sent)
             except (orjson.JSONDecodeError, ResponseShapeError) as err:
-                raise _Transient(
-                    f"malformed answer ({err})",
-                    status_code=response.status_code,
-                    body=truncate(self._scrub(response.text)),
-                    kind=EnsoResponseError,
-                ) from None
+                raise self._malformed(response, f"malformed answer ({err})", EnsoResponseError) from None
 
         return self._with_retries(attempt, what="batch request", prior_attempts=prior_attempts)
 
