@@ -15,12 +15,14 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
+from functools import partial
 from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 import orjson
 
+from enso_provider.events import _native as native
 from enso_provider.events._convert import (
     CODE_INVALID_TIMESTAMP,
     CODE_INVALID_VALUE,
@@ -34,6 +36,9 @@ from enso_provider.events._convert import (
 )
 from enso_provider.events._json import JsonSafeError, encodable_text, is_missing, json_safe
 from enso_provider.events._occurrences import OccurrenceCounter
+
+# The optional C fast path; the pure-Python loop below is the reference and gives the same bytes.
+_speedups = native.speedups
 
 # ---------------------------------------------------------------- wire names and codes
 
@@ -92,6 +97,11 @@ _CANONICAL_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
 _ERROR_LIMIT = 300
 _TS_CACHE_LIMIT = 50_000
 _PLAN_CACHE_LIMIT = 256
+# Rows the C fast path maps per call: the events of one call are held in a list before they are yielded.
+_FAST_SLICE = 1024
+# The longest ``-<occurrence>`` suffix an id can get: the fast path leaves contents this close to
+# the size limit to Python, which alone decides whether an event with that suffix still fits.
+_SUFFIX_ROOM = 21
 _UTC = timezone.utc
 _M64 = (1 << 64) - 1
 _SORT = orjson.OPT_SORT_KEYS
@@ -113,6 +123,8 @@ def _metadata_default(value: Any) -> Any:
 #: Bytes an eventId adds to an event besides its own text: ``,"eventId":""``.
 _ID_OVERHEAD = len(b',"eventId":""')
 _GENERATED_ID_LEN = 3 + 32
+#: The personalisation of content ids (``b"enso-" + kind``), shared with the C fast path.
+_CONTENT_KIND = b"content-v1"
 
 
 def _normalise_name(name: str) -> str:
@@ -189,7 +201,7 @@ class Rejection:
 class _Plan:
     """Where each field comes from, for one column layout: compiled once, used for every row."""
 
-    __slots__ = ("columns", "error", "meta", "meta_fast", "required", "slots", "sources")
+    __slots__ = ("columns", "error", "fast", "meta", "meta_fast", "required", "slots", "sources")
 
     def __init__(
         self,
@@ -208,6 +220,7 @@ class _Plan:
         self.error = error
         # CustomerEntityId, metric, value and timestamp in one C call when all four are columns.
         self.required = _getter(slots[:4])
+        self.fast: Any = None  # the C fast path for this layout: None until asked, False if none
 
 
 class _Source:
@@ -352,7 +365,7 @@ class EventMapper:
         self._defaults = self._check_defaults(defaults, job_id)
         self.metadata_columns = self._check_metadata_columns(metadata_columns)
 
-        self._content_seed = _seed(b"content-v1", namespace)
+        self._content_seed = _seed(_CONTENT_KIND, namespace)
         self._key_seed = _seed(b"key-v1", self.event_id_namespace)
         self._own_id_seed = _seed(b"own-id-v1", "")
         self._occurrences = OccurrenceCounter()
@@ -588,6 +601,87 @@ class EventMapper:
         return next(iter(self.map([row], columns)))
 
     def _run(self, rows: Iterable[Any], fixed: _Plan | None) -> Iterator[Event | Rejection]:
+        if fixed is not None and type(rows) in (list, tuple):
+            fast = fixed.fast
+            if fast is None:
+                fast = fixed.fast = self._fast_plan(fixed) or False
+            if fast:
+                return self._run_fast(rows if type(rows) is list else list(rows), fixed, fast)
+        return self._run_rows(rows, fixed)
+
+    def _fast_plan(self, plan: _Plan) -> Any:
+        """
+        The C fast path for tuple rows of this layout, or None where only the Python loop applies.
+
+        It takes the common shape (columns or constants for the four required fields, metadata
+        from columns or a constant, a constant or no JobId, content ids) and leaves every row it is
+        not sure of to :meth:`_run_rows`, so both give the same items, byte for byte.
+        """
+        if _speedups is None or self.row_mapper is not None or self.event_id_column or plan.error:
+            return None
+        slots = plan.slots
+        if slots[4] >= 0 or slots[5] >= 0 or slots[6] >= 0 or (plan.meta and not plan.meta_fast):
+            return None
+        defaults = self._defaults
+        try:
+            constants = tuple(
+                None if i >= 0 else orjson.dumps(defaults[field])
+                for field, i in zip((CUSTOMER_ENTITY_ID, METRIC, VALUE, TIMESTAMP), slots[:4], strict=True)
+            )
+            meta: tuple[tuple[bytes, int], ...] = ()
+            if plan.meta:
+                columns = dict(plan.meta)
+                order = orjson.loads(orjson.dumps(dict.fromkeys(columns, 0), option=_SORT))
+                meta = tuple((orjson.dumps(name) + b":", columns[name]) for name in order)
+            meta_const = orjson.dumps(defaults[METADATA], option=_SORT) if defaults.get(METADATA) else b"{}"
+            job = b'"JobId":' + orjson.dumps(defaults[JOB_ID]) + b"," if JOB_ID in defaults else None
+        except (KeyError, TypeError):  # a required field with neither column nor default; odd text
+            return None
+        content_limit = self.max_event_bytes - _ID_OVERHEAD - _GENERATED_ID_LEN
+        return _speedups.FastPlan(
+            len(plan.columns),
+            slots[:4],
+            constants,
+            meta,
+            meta_const,
+            job,
+            self._ts_text,
+            self._ts_datetime,
+            self._tz_is_utc,
+            _UTC,
+            (
+                partial(self._identifier_slow, field=CUSTOMER_ENTITY_ID, plan=plan),
+                partial(self._identifier_slow, field=METRIC, plan=plan),
+                partial(self._value_slow, plan=plan),
+                partial(self._timestamp_slow, plan=plan),
+            ),
+            orjson.dumps,
+            self._occurrences,
+            Event,
+            b"enso-" + _CONTENT_KIND,
+            self.namespace.encode("utf-8", "surrogatepass"),
+            content_limit - _SUFFIX_ROOM,
+        )
+
+    def _run_fast(self, rows: list[Any], fixed: _Plan, fast: Any) -> Iterator[Event | Rejection]:
+        count = len(rows)
+        start = 0
+        stretch = 1
+        while start < count:
+            events, stop = fast.map(rows, start, min(count, start + _FAST_SLICE), self._rows_seen)
+            self._rows_seen += len(events)
+            yield from events
+            if stop < count and stop < start + _FAST_SLICE:
+                # A row the fast path leaves (an unusual value, a rejection) takes the reference loop.
+                # Stretches of such rows are handed over doubling, so mostly unusual input costs no
+                # more than the loop alone.
+                stretch = stretch * 2 if stop == start else 1
+                end = min(count, stop + stretch)
+                yield from self._run_rows(rows[stop:end], fixed)
+                stop = end
+            start = stop
+
+    def _run_rows(self, rows: Iterable[Any], fixed: _Plan | None) -> Iterator[Event | Rejection]:
         # Everything the loop touches is a local: attribute and global look-ups cost per row.
         new_tuple = tuple.__new__
         event_cls = Event
