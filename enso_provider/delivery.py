@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from enso_provider.events import Event, Rejection, decode_event, encode_batch
+from enso_provider.events import _native as native
 from enso_provider.exceptions import EnsoError, EnsoRequestError
 from enso_provider.hooks.results import BatchResult
 
@@ -101,6 +102,24 @@ class Failure:
             row_key=rejection.row_key,
             local=True,
         )
+
+
+class ItemChunks:
+    """
+    Items that arrive a list at a time (as :meth:`EventMapper.map_chunks` gives them), so that the
+    delivery can batch a run of events at once. Iterating it gives the items one by one.
+
+    :param chunks: lists of events and rejections, in input order.
+    """
+
+    __slots__ = ("chunks",)
+
+    def __init__(self, chunks: Iterable[list[Event | Rejection]]) -> None:
+        self.chunks = chunks
+
+    def __iter__(self) -> Iterator[Event | Rejection]:
+        for chunk in self.chunks:
+            yield from chunk
 
 
 @dataclass
@@ -467,37 +486,56 @@ class Delivery:
         """Cut events into batches by count and bytes; account for rejections on the way."""
         report = self.report
         limit_count, limit_bytes = self.batch_size, self.max_batch_bytes - _BATCH_OVERHEAD
+        # The mapper's lists are taken a run of plain events at a time (in C where built); whatever
+        # stops a run (a rejection, a full batch, an event too large) goes through the loop below.
+        fill = native.speedups.fill_batch if native.speedups is not None else None
+        chunks: Iterable[list[Event | Rejection]]
+        if isinstance(items, ItemChunks):
+            chunks = items.chunks
+        else:
+            fill = None
+            chunks = ([item] for item in items)
         batch: list[Event] = []
         size = 0
-        for item in items:
-            report.total += 1
-            if type(item) is not Event:
-                if isinstance(item, Rejection):
+        for chunk in chunks:
+            i, count = 0, len(chunk)
+            while i < count:
+                if fill is not None:
+                    stop, size = fill(chunk, i, batch, size, limit_count, limit_bytes, Event)
+                    report.total += stop - i
+                    i = stop
+                    if i == count:
+                        break
+                item = chunk[i]
+                i += 1
+                report.total += 1
+                if type(item) is not Event:
+                    if isinstance(item, Rejection):
+                        report.invalid += 1
+                        self._fail(Failure.from_rejection(item))
+                        continue
+                    raise TypeError(f"delivery takes Event or Rejection items, got {type(item).__name__}")
+                n = len(item.data) + 1  # the comma
+                if batch and (len(batch) >= limit_count or size + n > limit_bytes):
+                    yield batch
+                    batch, size = [], 0
+                if n > limit_bytes:
+                    # Bigger than a whole request may be: never sendable, rejected like invalid input.
                     report.invalid += 1
-                    self._fail(Failure.from_rejection(item))
-                    continue
-                raise TypeError(f"delivery takes Event or Rejection items, got {type(item).__name__}")
-            n = len(item.data) + 1  # the comma
-            if batch and (len(batch) >= limit_count or size + n > limit_bytes):
-                yield batch
-                batch, size = [], 0
-            if n > limit_bytes:
-                # Bigger than a whole request may be: never sendable, rejected like invalid input.
-                report.invalid += 1
-                self._fail(
-                    Failure(
-                        index=item.index,
-                        error=f"event of {n - 1} bytes is larger than max_batch_bytes allows",
-                        code="event_too_large",
-                        status_code=400,
-                        event_id=item.event_id,
-                        event=decode_event(item.data),
-                        local=True,
+                    self._fail(
+                        Failure(
+                            index=item.index,
+                            error=f"event of {n - 1} bytes is larger than max_batch_bytes allows",
+                            code="event_too_large",
+                            status_code=400,
+                            event_id=item.event_id,
+                            event=decode_event(item.data),
+                            local=True,
+                        )
                     )
-                )
-                continue
-            batch.append(item)
-            size += n
+                    continue
+                batch.append(item)
+                size += n
         if batch:
             yield batch
 

@@ -1006,6 +1006,44 @@ static PyTypeObject FastPlanType = {
     .tp_methods = FastPlan_methods,
 };
 
+/*
+ * fill_batch(items, start, batch, size, limit_count, limit_bytes, event_type) -> (stop, size)
+ *
+ * Append items[start:] to `batch` while each is an `event_type` whose data (plus a comma) fits the
+ * batch's count and byte limits; stop at the first that is not (a rejection, a full batch, an event
+ * too large), which the delivery's own loop then handles. `size` is the batch's bytes so far.
+ */
+static PyObject *
+fill_batch(PyObject *module, PyObject *args)
+{
+    PyObject *items, *batch, *event_type;
+    Py_ssize_t start, size, limit_count, limit_bytes;
+    if (!PyArg_ParseTuple(args, "O!nO!nnnO!", &PyList_Type, &items, &start, &PyList_Type, &batch, &size,
+                          &limit_count, &limit_bytes, &PyType_Type, &event_type)) {
+        return NULL;
+    }
+    Py_ssize_t i = start < 0 ? 0 : start;
+    for (; i < PyList_GET_SIZE(items); i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (Py_TYPE(item) != (PyTypeObject *)event_type || PyTuple_GET_SIZE(item) != 3) {
+            break;
+        }
+        PyObject *data = PyTuple_GET_ITEM(item, 2);
+        if (!PyBytes_CheckExact(data)) {
+            break;
+        }
+        Py_ssize_t n = PyBytes_GET_SIZE(data) + 1;
+        if (PyList_GET_SIZE(batch) >= limit_count || size + n > limit_bytes) {
+            break;
+        }
+        if (PyList_Append(batch, item) < 0) {
+            return NULL;
+        }
+        size += n;
+    }
+    return Py_BuildValue("(nn)", i, size);
+}
+
 /* blake2b_16(person, data) -> 16-byte digest: for the tests, against hashlib. */
 static PyObject *
 blake2b_16(PyObject *module, PyObject *args)
@@ -1045,6 +1083,7 @@ float_text(PyObject *module, PyObject *arg)
 
 static PyMethodDef module_methods[] = {
     {"blake2b_16", blake2b_16, METH_VARARGS, "A 16-byte personalised BLAKE2b digest (for the tests)."},
+    {"fill_batch", fill_batch, METH_VARARGS, "Append the events that fit to a batch (the delivery's loop)."},
     {"rehash", rehash, METH_VARARGS, "Move a counter table's entries into a table twice its size."},
     {"float_text", float_text, METH_O, "The fast path's text for a float, or None (for the tests)."},
     {NULL, NULL, 0, NULL},

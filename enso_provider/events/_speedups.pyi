@@ -30,3 +30,13 @@ class FastPlan:
 def blake2b_16(person: bytes, data: bytes, /) -> bytes: ...
 def float_text(value: float, /) -> bytes | None: ...
 def rehash(old: Any, new: Any, /) -> None: ...
+def fill_batch(
+    items: list[Any],
+    start: int,
+    batch: list[Any],
+    size: int,
+    limit_count: int,
+    limit_bytes: int,
+    event_type: type,
+    /,
+) -> tuple[int, int]: ...

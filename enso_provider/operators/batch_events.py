@@ -14,6 +14,7 @@ from enso_provider.delivery import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BATCH_BYTES,
     DeliveryReport,
+    ItemChunks,
 )
 from enso_provider.events import Event, EventMapper, Rejection
 from enso_provider.exceptions import EnsoConfigError, EnsoError
@@ -227,16 +228,20 @@ class EnsoBatchEventsOperator(BaseOperator):
             )
         return hook
 
-    def _items(self, mapper: EventMapper) -> Iterator[Event | Rejection]:
+    def _items(self, mapper: EventMapper) -> ItemChunks:
+        """The mapped rows, a list at a time: the delivery batches a run of events at once."""
+        return ItemChunks(self._item_lists(mapper))
+
+    def _item_lists(self, mapper: EventMapper) -> Iterator[list[Event | Rejection]]:
         if self.events is not None:
             rows = self.events
             if not isinstance(rows, Iterable):
                 raise AirflowFailException(f"`events` must be a list of mappings, got {type(rows).__name__}")
-            yield from mapper.map(rows)
+            yield from mapper.map_chunks(rows)
             return
         chunks = SqlChunks(self._sql_hook(), str(self.sql), self.parameters, fetch_size=self.fetch_size)
         for chunk in chunks:
-            yield from mapper.map(chunk, columns=chunks.columns)
+            yield from mapper.map_chunks(chunk, columns=chunks.columns)
 
     # -- the run ------------------------------------------------------------------------------------------
 
