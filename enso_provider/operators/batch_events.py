@@ -22,7 +22,7 @@ from enso_provider.hooks.enso import EnsoHook
 from enso_provider.operators.policy import FailurePolicy
 from enso_provider.operators.rejected import RejectedRecordsWriter, check_writable
 from enso_provider.operators.report import log_report
-from enso_provider.sources import DEFAULT_FETCH_SIZE, SqlChunks
+from enso_provider.sources import SqlChunks
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -65,7 +65,10 @@ class EnsoBatchEventsOperator(BaseOperator):
     :param sql_conn_id: the Airflow connection the SQL runs on; any connection whose hook is a
         ``DbApiHook`` (PostgreSQL, MySQL/MariaDB, SQLite, Snowflake, BigQuery, ...).
     :param parameters: the SQL's parameters. (templated)
-    :param fetch_size: rows fetched per round trip while streaming the SQL result.
+    :param fetch_size: rows fetched per ``fetchmany`` while streaming the SQL result; by default
+        ``batch_size``, so that reading, mapping and sending alternate a batch at a time (larger
+        fetches leave the sending idle while they read). Raise it where each fetch is a network
+        round trip to a distant database (a PostgreSQL server-side cursor).
 
     Mapping (see the README's "Rows to events"):
 
@@ -118,7 +121,7 @@ class EnsoBatchEventsOperator(BaseOperator):
         sql: str | None = None,
         sql_conn_id: str | None = None,
         parameters: Sequence[Any] | Mapping[str, Any] | None = None,
-        fetch_size: int = DEFAULT_FETCH_SIZE,
+        fetch_size: int | None = None,
         field_map: Mapping[str, str] | None = None,
         defaults: Mapping[str, Any] | None = None,
         metadata_columns: Sequence[str] | Literal["*"] | None = None,
@@ -184,7 +187,9 @@ class EnsoBatchEventsOperator(BaseOperator):
             raise AirflowFailException(
                 f"`events` must be a list of mappings, got a {type(self.events).__name__}."
             )
-        if isinstance(self.fetch_size, bool) or not isinstance(self.fetch_size, int) or self.fetch_size < 1:
+        if self.fetch_size is not None and (
+            isinstance(self.fetch_size, bool) or not isinstance(self.fetch_size, int) or self.fetch_size < 1
+        ):
             raise AirflowFailException(f"fetch_size must be a positive integer, got {self.fetch_size!r}")
         return FailurePolicy.checked(
             max_failures=self.max_failures,
@@ -239,7 +244,8 @@ class EnsoBatchEventsOperator(BaseOperator):
                 raise AirflowFailException(f"`events` must be a list of mappings, got {type(rows).__name__}")
             yield from mapper.map_chunks(rows)
             return
-        chunks = SqlChunks(self._sql_hook(), str(self.sql), self.parameters, fetch_size=self.fetch_size)
+        fetch_size = self.fetch_size or self.batch_size
+        chunks = SqlChunks(self._sql_hook(), str(self.sql), self.parameters, fetch_size=fetch_size)
         for chunk in chunks:
             yield from mapper.map_chunks(chunk, columns=chunks.columns)
 
