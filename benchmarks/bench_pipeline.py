@@ -9,8 +9,9 @@ and measures, each in a fresh client process (so peak RSS is the client's own):
               ``json.dumps``, ``HttpHook.run`` per batch of 500;
 (c) operator  ``EnsoBatchEventsOperator`` with the SQL source and default settings;
 
-then (c) at 100k rows against N rows for memory, and (c) against an emulator answering after 50 ms with
-concurrency 1 and 8, compared with the ideal (batches x latency / concurrency).
+then (c) at 100k rows against N rows for memory, (c) with the pure-Python mapper (what an install
+without a C compiler runs), and (c) against an emulator answering after 50 ms with concurrency 1 and 8,
+compared with the ideal (batches x latency / concurrency).
 
     python benchmarks/bench_pipeline.py [--rows 1000000] [--json results.json]
 """
@@ -105,7 +106,15 @@ def reset(url: str) -> None:
     urllib.request.urlopen(urllib.request.Request(f"{url}/_emulator/reset", method="POST"), timeout=10).read()
 
 
-def run_worker(kind: str, db: Path, url: str, rows: int, repeat: int = 1, **options: Any) -> dict[str, Any]:
+def run_worker(
+    kind: str,
+    db: Path,
+    url: str,
+    rows: int,
+    repeat: int = 1,
+    env: dict[str, str] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
     """
     Run one measurement in a fresh process (``repeat`` times) and return the fastest run.
 
@@ -128,7 +137,9 @@ def run_worker(kind: str, db: Path, url: str, rows: int, repeat: int = 1, **opti
             str(rows),
         ]
         cmd += ["--options", json.dumps(options)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
+        )
         if out.returncode != 0:
             raise RuntimeError(f"{kind} failed:\n{out.stderr[-4000:]}")
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -213,6 +224,7 @@ def worker_operator(db: Path, url: str, rows: int, options: dict[str, Any]) -> d
 
     import pendulum
 
+    from enso_provider.events import _native as native
     from enso_provider.operators.batch_events import EnsoBatchEventsOperator
 
     os.environ["AIRFLOW_CONN_USAGE"] = json.dumps({"conn_type": "sqlite", "host": str(db)})
@@ -243,6 +255,7 @@ def worker_operator(db: Path, url: str, rows: int, options: dict[str, Any]) -> d
         "delivery": report["elapsed_seconds"],
         "peak_mb": _peak_mb(),
         "batches": report["batches"],
+        "c_fast_path": native.speedups is not None,
     }
 
 
@@ -305,6 +318,10 @@ def main() -> int:
                 results[kind] = run_worker(kind, big, url, args.rows, args.repeat)
             print(f"  operator ({args.small_rows:,} rows)...", flush=True)
             results["operator_small"] = run_worker("operator", small, url, args.small_rows, args.repeat)
+            print(f"  operator, pure-Python mapper ({args.rows:,} rows)...", flush=True)
+            results["operator_pure"] = run_worker(
+                "operator", big, url, args.rows, args.repeat, env={"ENSO_PROVIDER_PURE_PYTHON": "1"}
+            )
         with emulator(latency=0.05) as url:
             for concurrency in (1, 8):
                 print(f"  operator, 50 ms latency, concurrency {concurrency}...", flush=True)
@@ -320,6 +337,7 @@ def main() -> int:
         ("naive", f"(b) naive baseline, {args.rows:,} rows"),
         ("operator", f"(c) operator, {args.rows:,} rows"),
         ("operator_small", f"(c) operator, {args.small_rows:,} rows"),
+        ("operator_pure", f"(c) pure Python, {args.rows:,} rows"),
     ]
     for key, label in labels:
         if key in results:
