@@ -94,11 +94,12 @@ def run_child(shape: str, rows: int, chunk: int) -> dict[str, Any]:
     for rows_chunk in _chunks(shape, rows, chunk):
         cpu_start, wall_start = time.process_time(), time.perf_counter()
         datas = []
-        for item in mapper.map(rows_chunk, columns):
-            if type(item) is Event:
-                datas.append(item.data)
-            else:
-                rejected += 1
+        for part in mapper.map_chunks(rows_chunk, columns):  # as the operator maps its chunks
+            for item in part:
+                if type(item) is Event:
+                    datas.append(item.data)
+                else:
+                    rejected += 1
         cpu += time.process_time() - cpu_start
         wall += time.perf_counter() - wall_start
         events += len(datas)

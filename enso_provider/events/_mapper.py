@@ -103,6 +103,8 @@ _FAST_SLICE = 1024
 # The longest ``-<occurrence>`` suffix an id can get: the fast path leaves contents this close to
 # the size limit to Python, which alone decides whether an event with that suffix still fits.
 _SUFFIX_ROOM = 21
+# The fast path's own buffer: events longer than this (rare) are mapped by the Python loop.
+_FAST_CONTENT_MAX = 1 << 20
 _UTC = timezone.utc
 _M64 = (1 << 64) - 1
 _SORT = orjson.OPT_SORT_KEYS
@@ -373,6 +375,7 @@ class EventMapper:
         self._ts_text: dict[str, str] = {}
         self._ts_datetime: dict[datetime, str] = {}
         self._plans: dict[tuple[Any, ...], _Plan] = {}
+        self._column_plans: dict[tuple[Any, ...], _Plan] = {}
         self._rows_seen = 0
         self._rejected = 0
         #: Rejections so far, by code.
@@ -581,7 +584,8 @@ class EventMapper:
         :raises ValueError: at once (not on iteration) if ``columns`` are not names, or do not hold a
             column that ``field_map``, ``metadata_columns`` or ``event_id_column`` names.
         """
-        return self._run(rows, self._plan_for_columns(columns))
+        # One row at a time, on the reference loop: nothing is read or counted before it is asked for.
+        return self._run_rows(rows, self._plan_for_columns(columns))
 
     def map_chunks(
         self, rows: Iterable[Any], columns: Sequence[str] | None = None
@@ -590,7 +594,8 @@ class EventMapper:
         :meth:`map`, a list of items at a time (up to about a thousand), for consumers that batch.
 
         The same items in the same order, with the same state; ``rows`` is read ahead by up to one
-        list. This is what the operators hand to the delivery.
+        list (its rows are indexed and counted when the list is made). This is what the operators
+        hand to the delivery, and where SQL tuple rows take the C fast path.
 
         :param rows: as for :meth:`map`.
         :param columns: as for :meth:`map`.
@@ -610,8 +615,15 @@ class EventMapper:
         names = tuple(columns)
         if not all(isinstance(n, str) for n in names):
             raise ValueError("columns must all be strings")
+        plan = self._column_plans.get(names)
+        if plan is not None:
+            return plan  # the same columns chunk after chunk: compiled once
         # With a row_mapper the options apply to its output: these columns only name the values.
-        return self._compile(names, strict=self.row_mapper is None)
+        plan = self._compile(names, strict=self.row_mapper is None)
+        if len(self._column_plans) >= _PLAN_CACHE_LIMIT:
+            self._column_plans.clear()
+        self._column_plans[names] = plan
+        return plan
 
     def map_one(self, row: Any, columns: Sequence[str] | None = None) -> Event | Rejection:
         """
@@ -621,12 +633,6 @@ class EventMapper:
         :param columns: the column names of a sequence row.
         """
         return next(iter(self.map([row], columns)))
-
-    def _run(self, rows: Iterable[Any], fixed: _Plan | None) -> Iterator[Event | Rejection]:
-        fast = self._fast_for(rows, fixed)
-        if fast is not None and fixed is not None:
-            return self._run_fast(rows if type(rows) is list else list(rows), fixed, fast)
-        return self._run_rows(rows, fixed)
 
     def _fast_for(self, rows: Iterable[Any], fixed: _Plan | None) -> Any:
         """The C fast path for these rows (a list or tuple of them, with columns), or None."""
@@ -666,6 +672,8 @@ class EventMapper:
         except (KeyError, TypeError):  # a required field with neither column nor default; odd text
             return None
         content_limit = self.max_event_bytes - _ID_OVERHEAD - _GENERATED_ID_LEN
+        # Longer contents are left to the Python loop, as are those that a -N suffix could tip over.
+        content_cap = min(content_limit - _SUFFIX_ROOM, _FAST_CONTENT_MAX)
         return _speedups.FastPlan(
             len(plan.columns),
             slots[:4],
@@ -688,12 +696,8 @@ class EventMapper:
             Event,
             b"enso-" + _CONTENT_KIND,
             self.namespace.encode("utf-8", "surrogatepass"),
-            content_limit - _SUFFIX_ROOM,
+            content_cap,
         )
-
-    def _run_fast(self, rows: list[Any], fixed: _Plan, fast: Any) -> Iterator[Event | Rejection]:
-        for chunk in self._run_fast_chunks(rows, fixed, fast):
-            yield from chunk
 
     def _run_fast_chunks(self, rows: list[Any], fixed: _Plan, fast: Any) -> Iterator[list[Event | Rejection]]:
         count = len(rows)

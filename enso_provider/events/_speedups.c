@@ -415,6 +415,7 @@ typedef struct {
     b2_state seed;
     Py_ssize_t content_cap; /* longest content this path writes (the rest is Python's to judge) */
     char *buf;
+    int ready;              /* initialised once: map() holds pointers into this state */
 } FastPlan;
 
 static int
@@ -493,6 +494,10 @@ FastPlan_init(FastPlan *self, PyObject *args, PyObject *kwds)
     int tz_is_utc;
     const char *person, *ns;
     Py_ssize_t person_len, ns_len;
+    if (self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "a FastPlan is initialised once");
+        return -1;
+    }
     if (kwds != NULL && PyDict_GET_SIZE(kwds) > 0) {
         PyErr_SetString(PyExc_TypeError, "FastPlan takes positional arguments only");
         return -1;
@@ -612,6 +617,7 @@ FastPlan_init(FastPlan *self, PyObject *args, PyObject *kwds)
         PyErr_NoMemory();
         return -1;
     }
+    self->ready = 1;
     return 0;
 }
 
@@ -889,6 +895,43 @@ rehash(PyObject *module, PyObject *args)
 
 static const char HEX[] = "0123456789abcdef";
 
+/* An Event (a tuple subclass) of three items, stealing the references. */
+static PyObject *
+new_event(PyTypeObject *type, PyObject *a, PyObject *b, PyObject *c)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    /* Tuples cache their hash from 3.14: let tuple's own constructor set up what it needs. */
+    PyObject *items = PyTuple_Pack(3, a, b, c);
+    Py_DECREF(a);
+    Py_DECREF(b);
+    Py_DECREF(c);
+    if (items == NULL) {
+        return NULL;
+    }
+    PyObject *args = PyTuple_Pack(1, items);
+    Py_DECREF(items);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *event = PyTuple_Type.tp_new(type, args, NULL);
+    Py_DECREF(args);
+    return event;
+#else
+    /* What tuple's constructor does for a subclass: allocate, then fill the slots. */
+    PyObject *event = type->tp_alloc(type, 3);
+    if (event == NULL) {
+        Py_DECREF(a);
+        Py_DECREF(b);
+        Py_DECREF(c);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(event, 0, a);
+    PyTuple_SET_ITEM(event, 1, b);
+    PyTuple_SET_ITEM(event, 2, c);
+    return event;
+#endif
+}
+
 /*
  * map(rows, start, end, index) -> (events, stop)
  *
@@ -902,6 +945,14 @@ FastPlan_map(FastPlan *self, PyObject *args)
     PyObject *rows;
     Py_ssize_t start, end, index;
     if (!PyArg_ParseTuple(args, "O!nnn", &PyList_Type, &rows, &start, &end, &index)) {
+        return NULL;
+    }
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "FastPlan is not initialised");
+        return NULL;
+    }
+    if (start < 0 || end < start) {
+        PyErr_SetString(PyExc_ValueError, "map needs 0 <= start <= end");
         return NULL;
     }
     PyObject *events = PyList_New(0);
@@ -961,18 +1012,17 @@ FastPlan_map(FastPlan *self, PyObject *args)
         PyObject *event_id = PyUnicode_New(id_len, 127);
         PyObject *data = PyBytes_FromStringAndSize(w.data, w.len);
         PyObject *number = PyLong_FromSsize_t(index + (i - start));
-        PyObject *event = self->event_type->tp_alloc(self->event_type, 3);
-        if (event_id == NULL || data == NULL || number == NULL || event == NULL) {
+        if (event_id == NULL || data == NULL || number == NULL) {
             Py_XDECREF(event_id);
             Py_XDECREF(data);
             Py_XDECREF(number);
-            Py_XDECREF(event);
             goto error;
         }
         memcpy(PyUnicode_DATA(event_id), id, (size_t)id_len);
-        PyTuple_SET_ITEM(event, 0, number);
-        PyTuple_SET_ITEM(event, 1, event_id);
-        PyTuple_SET_ITEM(event, 2, data);
+        PyObject *event = new_event(self->event_type, number, event_id, data);  /* steals all three */
+        if (event == NULL) {
+            goto error;
+        }
         int appended = PyList_Append(events, event);
         Py_DECREF(event);
         if (appended < 0) {

@@ -17,6 +17,8 @@ chunked bodies, interim 1xx answers, ``Connection: close``, and a body read to t
 from __future__ import annotations
 
 import os
+import re
+import select
 import socket
 import ssl
 from typing import TYPE_CHECKING
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 _MAX_HEAD = 64 * 1024  # status line and headers of one answer
 _MAX_BODY = 64 * 1024 * 1024
 _READ = 256 * 1024
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+_LENGTH = re.compile(r"[0-9]{1,15}")
 
 
 class AnswerError(OSError):
@@ -98,9 +102,9 @@ class PipelinedPoster:
     def __init__(self, hook: EnsoHook, url: str, slots: int) -> None:
         self.hook = hook
         parts = urlsplit(url)
-        self.path = parts.path or "/"
+        self.path = requests.utils.requote_uri(parts.path or "/")
         if parts.query:
-            self.path = f"{self.path}?{parts.query}"
+            self.path = f"{self.path}?{requests.utils.requote_uri(parts.query)}"
         self.host = parts.hostname or ""
         self.https = parts.scheme == "https"
         self.port = parts.port or (443 if self.https else 80)
@@ -124,13 +128,24 @@ class PipelinedPoster:
 
     @classmethod
     def open(cls, hook: EnsoHook, url: str, slots: int) -> PipelinedPoster | None:
-        """A pipeline for ``url``, or None when a proxy applies (the session's pools handle those)."""
+        """
+        A pipeline for ``url``, or None where the session's pools must send: behind a proxy, or with
+        a header that cannot be written as is (not Latin-1, or holding a line break).
+        """
         if requests.utils.select_proxy(url, hook.get_conn().proxies):
             return None
-        return cls(hook, url, slots)
+        try:
+            return cls(hook, url, slots)
+        except (ValueError, UnicodeError):
+            return None
 
     def _connection(self, slot: int) -> _Connection:
         conn = self._connections[slot]
+        if conn is not None and (conn.buffer or _readable(conn.sock)):
+            # Between answers a connection has nothing to say: readable means the server closed it
+            # while idle (its keep-alive timeout), or sent what was not asked for. Start afresh.
+            self.drop(slot)
+            conn = None
         if conn is None:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
             try:
@@ -187,6 +202,13 @@ class PipelinedPoster:
             self.drop(slot)
 
 
+def _readable(sock: socket.socket) -> bool:
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):  # closed under us: as good as readable, start afresh
+        return True
+
+
 def _header_bytes(lines: list[str]) -> bytes:
     for line in lines:
         if "\r" in line or "\n" in line:
@@ -211,7 +233,7 @@ def _read_answer(conn: _Connection) -> tuple[int, bytes, CaseInsensitiveDict[str
         return status, _read_chunked(conn), headers
     length = headers.get("Content-Length")
     if length is not None:
-        if not length.strip().isdigit() or int(length) > _MAX_BODY:
+        if not _LENGTH.fullmatch(length.strip()) or int(length) > _MAX_BODY:
             raise AnswerError(f"bad Content-Length {length!r}")
         return status, conn.read_exactly(int(length)), headers
     return status, conn.read_to_end(), headers
@@ -244,10 +266,9 @@ def _read_chunked(conn: _Connection) -> bytes:
     body = bytearray()
     while True:
         size_line = conn.read_line(_MAX_HEAD).split(b";", 1)[0].strip()
-        try:
-            size = int(size_line, 16)
-        except ValueError:
-            raise AnswerError(f"bad chunk size {size_line[:20]!r}") from None
+        if not _CHUNK_SIZE.fullmatch(size_line):
+            raise AnswerError(f"bad chunk size {size_line[:20]!r}")
+        size = int(size_line, 16)
         if size == 0:
             while conn.read_line(_MAX_HEAD):  # trailers, up to the empty line
                 pass

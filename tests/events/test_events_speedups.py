@@ -118,11 +118,16 @@ def _map_both(
     monkeypatch: pytest.MonkeyPatch, chunks: list[list[Any]], columns: list[str], **options: Any
 ) -> tuple[list[Any], list[Any], EventMapper, EventMapper]:
     fast = EventMapper(**options)
-    fast_items = [item for chunk in chunks for item in fast.map(chunk, columns=columns)]
+    fast_items = [item for chunk in chunks for part in fast.map_chunks(chunk, columns) for item in part]
     with monkeypatch.context() as m:
         m.setattr(mapper_module, "_speedups", None)
         pure = EventMapper(**options)
-        pure_items = [item for chunk in chunks for item in pure.map(chunk, columns=columns)]
+        pure_items = [item for chunk in chunks for part in pure.map_chunks(chunk, columns) for item in part]
+    # map() is the reference loop, one row at a time, whether or not the fast path is built.
+    lazy = EventMapper(**options)
+    assert _as_records([item for chunk in chunks for item in lazy.map(chunk, columns=columns)]) == (
+        _as_records(pure_items)
+    )
     return _as_records(fast_items), _as_records(pure_items), fast, pure
 
 
@@ -164,10 +169,36 @@ def test_plain_usage_rows_take_the_fast_path_and_agree(monkeypatch: pytest.Monke
     items = _assert_same(monkeypatch, chunks, COLUMNS, metadata_columns=["region", "plan"], namespace="n1")
     assert all(isinstance(item, Event) for item in items)
     mapper = EventMapper(metadata_columns=["region", "plan"])
-    list(mapper.map(rows[:10], columns=COLUMNS))
-    assert next(iter(mapper._plans.values()), None) is None  # tuple rows use the fixed plan
-    fast = mapper._compile(tuple(COLUMNS), strict=True)
-    assert mapper._fast_plan(fast) is not None
+    list(mapper.map_chunks(rows[:10], COLUMNS))
+    plan = mapper._column_plans[tuple(COLUMNS)]
+    assert plan.fast  # the C path was taken (and is kept for the next chunk)
+    list(mapper.map_chunks(rows[10:20], COLUMNS))
+    assert mapper._column_plans[tuple(COLUMNS)] is plan
+
+
+def test_map_reads_nothing_ahead() -> None:
+    """map() stays lazy: a partly read iterator has indexed and counted only what was read."""
+    row = ("c1", "api_calls", 1.0, "2024-01-01T00:00:00Z", "eu", "pro")
+    mapper = EventMapper(metadata_columns=["region", "plan"])
+    items = mapper.map([row] * 10, columns=COLUMNS)
+    first = [next(items), next(items)]
+    assert mapper.rows_seen == 2
+    assert [e.event_id.count("-") for e in first] == [0, 1]
+    assert mapper.map_one(row, COLUMNS).event_id.endswith("-3")
+
+
+def test_huge_max_event_bytes_and_bad_arguments_are_safe() -> None:
+    row = ("c1", "api_calls", 1.0, "2024-01-01T00:00:00Z", "eu", "pro")
+    mapper = EventMapper(metadata_columns=["region", "plan"], max_event_bytes=(1 << 26) + 100)
+    (chunk,) = list(mapper.map_chunks([row], COLUMNS))
+    assert isinstance(chunk[0], Event)
+    fast = mapper._column_plans[tuple(COLUMNS)].fast
+    for start, end in ((-1, 1), (2, 1), (-(10**8), 1)):
+        with pytest.raises(ValueError, match="start"):
+            fast.map([row], start, end, 0)
+    assert fast.map([row], 5, 9, 0) == ([], 5)  # past the end: nothing
+    with pytest.raises(RuntimeError, match="once"):
+        fast.__init__(*range(17))
 
 
 def test_repeated_content_counts_occurrences_past_a_slot(monkeypatch: pytest.MonkeyPatch) -> None:

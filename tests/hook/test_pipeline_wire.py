@@ -6,6 +6,7 @@ against a scripted server on a real socket.
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -203,3 +204,40 @@ def test_a_header_with_a_line_break_is_refused(monkeypatch):
     hook.get_conn().headers["X-Evil"] = "a\r\nInjected: 1"
     with pytest.raises(ValueError, match="line break"):
         PipelinedPoster(hook, "http://127.0.0.1:9/events/batch", 1)
+
+
+def test_a_connection_the_server_closed_while_idle_is_opened_again(serve):
+    """A keep-alive timeout on the server's side: the next batch goes on a new connection, not lost."""
+    closing_quietly = answer()  # no Connection: close header, then the server hangs up
+
+    def answer_then_hang_up(conn: socket.socket) -> None:
+        for piece in closing_quietly:
+            conn.sendall(piece)
+
+    server, pipeline = serve(answer_then_hang_up, answer())
+    pipeline.send(0, b"1")
+    assert pipeline.receive(0)[0] == 200
+    idle = pipeline._connections[0]
+    assert idle is not None
+    assert select.select([idle.sock], [], [], 10)[0]  # the server's hang-up has reached this side
+    pipeline.send(0, b"2")
+    assert pipeline.receive(0)[0] == 200
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("size", [b"0x1f", b"+5", b"-5", b"1_0"])
+def test_chunk_sizes_are_read_strictly(serve, size):
+    _, pipeline = serve([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%b\r\n" % size])
+    pipeline.send(0, b"x")
+    with pytest.raises(AnswerError, match="chunk size"):
+        pipeline.receive(0)
+
+
+def test_a_header_that_cannot_be_written_means_no_pipeline(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ENSO_DEFAULT",
+        json.dumps({"conn_type": "enso", "host": "http://127.0.0.1:9", "password": TOKEN}),
+    )
+    hook = EnsoHook()
+    hook.get_conn().headers["X-Name"] = "\u0100"  # not Latin-1
+    assert hook.open_pipeline(2) is None  # the session's pools send instead
