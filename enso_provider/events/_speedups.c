@@ -680,6 +680,36 @@ put_event_value(FastPlan *self, Out *w, PyObject *row)
     return r;
 }
 
+/*
+ * 'YYYY-MM-DDTHH:MM:SSZ' naming a real moment from 1970 to 2261 (TIMESTAMP_MIN..MAX): the wire form
+ * itself, which the Python converter returns unchanged. Anything else is the converter's to judge.
+ */
+static int
+is_wire_timestamp(PyObject *s)
+{
+    if (!PyUnicode_IS_ASCII(s) || PyUnicode_GET_LENGTH(s) != 20) {
+        return 0;
+    }
+    const unsigned char *p = (const unsigned char *)PyUnicode_DATA(s);
+    static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
+    for (int i = 0; i < 20; i++) {
+        if (shape[i] == 'd' ? (p[i] < '0' || p[i] > '9') : p[i] != (unsigned char)shape[i]) {
+            return 0;
+        }
+    }
+#define NUM2(i) ((p[i] - '0') * 10 + (p[(i) + 1] - '0'))
+    int year = NUM2(0) * 100 + NUM2(2), month = NUM2(5), day = NUM2(8);
+    int hour = NUM2(11), minute = NUM2(14), second = NUM2(17);
+#undef NUM2
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (year < 1970 || year > 2261 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 ||
+        second > 59) {
+        return 0;
+    }
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return day <= days[month - 1] + (month == 2 && leap);
+}
+
 /* The timestamp: from the mapper's caches, else from its converter (which fills them). */
 static int
 put_timestamp(FastPlan *self, Out *w, PyObject *row)
@@ -704,6 +734,9 @@ put_timestamp(FastPlan *self, Out *w, PyObject *row)
     }
     if (PyErr_Occurred()) {
         return ERR;
+    }
+    if (PyUnicode_CheckExact(raw) && is_wire_timestamp(raw)) {
+        return put_text(w, raw, 0);  /* distinct timestamps need no trip through Python */
     }
     int r = OK;
     PyObject *fresh = call_slow(self->slow[3], raw, &r);

@@ -123,6 +123,17 @@ def _map_both(
         m.setattr(mapper_module, "_speedups", None)
         pure = EventMapper(**options)
         pure_items = [item for chunk in chunks for part in pure.map_chunks(chunk, columns) for item in part]
+    # Every row meets the C path first when each comes alone (after a row it leaves, the Python
+    # loop takes a growing stretch of the rows that follow, which a long list would hide).
+    single = EventMapper(**options)
+    singles = [
+        item
+        for chunk in chunks
+        for row in chunk
+        for part in single.map_chunks([row], columns)
+        for item in part
+    ]
+    assert _as_records(singles) == _as_records(fast_items)
     # map() is the reference loop, one row at a time, whether or not the fast path is built.
     lazy = EventMapper(**options)
     assert _as_records([item for chunk in chunks for item in lazy.map(chunk, columns=columns)]) == (
@@ -346,3 +357,32 @@ def test_any_rows_map_the_same_on_both_paths(
         )
     finally:
         monkeypatch.undo()
+
+
+def test_wire_form_timestamps_at_every_edge_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C check of 'YYYY-MM-DDTHH:MM:SSZ' accepts exactly what the Python converter returns as is."""
+    stamps = []
+    for year in (1969, 1970, 1999, 2000, 2024, 2100, 2200, 2261, 2262, 9999, 0):
+        for month in (0, 1, 2, 4, 12, 13):
+            for day in (0, 1, 28, 29, 30, 31, 32):
+                stamps.append(f"{year:04d}-{month:02d}-{day:02d}T12:00:00Z")
+    for clock in ("00:00:00", "23:59:59", "24:00:00", "23:60:00", "23:59:60", "99:99:99"):
+        stamps.append(f"2024-02-29T{clock}Z")
+    stamps += [
+        "2024-01-01T00:00:00z",
+        "2024-01-01 00:00:00Z",
+        "2024-01-01T00:00:00+00:00",
+        "2024-01-01T00:00:00.000Z",
+        "\u0662024-01-01T00:00:00Z",  # a non-ASCII digit
+        "+024-01-01T00:00:00Z",
+        "2024-1-01T00:00:00ZZ",
+    ]
+    rows = [(f"c{i % 3}", "m", float(i), stamp, "eu", "pro") for i, stamp in enumerate(stamps)]
+    # One row per call: each one meets the C path first (after a row it leaves, the Python loop
+    # takes a growing stretch of the next ones).
+    chunks = [[row] for row in rows + rows]
+    items = _assert_same(monkeypatch, chunks, COLUMNS, metadata_columns=["region", "plan"])
+    accepted = {orjson.loads(item.data)["timestamp"] for item in items if isinstance(item, Event)}
+    assert "2024-02-29T12:00:00Z" in accepted
+    assert "2100-02-29T12:00:00Z" not in accepted
+    assert any(isinstance(item, tuple) for item in items)  # some were rejections
