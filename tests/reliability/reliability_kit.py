@@ -70,6 +70,9 @@ class ReliabilityEmulator(EnsoEmulator):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._cue_lock = threading.Lock()
+        # Batch requests being handled and not yet counted (lost ones included): see settle().
+        self._counting = 0
+        self._counted = threading.Condition(self._cue_lock)
         self._expiry_countdown: int | None = None
         self.expiries = 0
         self._lost = FaultQueue()
@@ -90,7 +93,32 @@ class ReliabilityEmulator(EnsoEmulator):
         with self._cue_lock:
             self._expiry_countdown = after
 
+    def settle(self, timeout: float = 30.0) -> None:
+        """
+        Wait until every batch request that has reached the emulator is counted, in its stats and
+        in ``lost_*``: a client that gave up on an answer (its read timeout) may finish its run
+        while its request is still being handled here.
+        """
+        with self._counted:
+            if not self._counted.wait_for(lambda: self._counting == 0, timeout):
+                raise AssertionError("the emulator is still counting a batch request")
+
     def _post_events(self, request: Request) -> Response:
+        with self._counted:
+            self._counting += 1
+        try:
+            lost, response = self._count_events(request)
+        finally:
+            with self._counted:
+                self._counting -= 1
+                self._counted.notify_all()
+        if lost is None:
+            return response
+        if lost.kind == "hang":
+            self._stopping.wait(float(lost.options["seconds"]))
+        return Response(reset=True)
+
+    def _count_events(self, request: Request) -> tuple[Any, Response]:
         with self._cue_lock:
             due = self._expiry_countdown == 0
             if self._expiry_countdown is not None:
@@ -102,17 +130,13 @@ class ReliabilityEmulator(EnsoEmulator):
             self.expire_tokens()
         lost = self._lost.take()
         response = super()._post_events(request)
-        if lost is None:
-            return response
-        if response.status == 200:
+        if lost is not None and response.status == 200:
             summary = orjson.loads(response.body)["data"]["summary"]
             with self._cue_lock:
                 self.lost_batches += 1
                 self.lost_accepted += summary["success"]
                 self.lost_failed += summary["failed"]
-        if lost.kind == "hang":
-            self._stopping.wait(float(lost.options["seconds"]))
-        return Response(reset=True)
+        return lost, response
 
     def clear_faults(self) -> None:
         super().clear_faults()

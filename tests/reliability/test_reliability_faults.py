@@ -171,6 +171,7 @@ def test_fault_matrix(
     fault.schedule(enso, persist, after, BATCHES[after])
 
     first = run_operator(CONTEXT, **OPERATOR)
+    enso.settle()
     secret_watch.add(first.error, first.returned)
     expected_state = fault.persists_as if persist else "success"
     assert first.state == expected_state, first.error
@@ -190,6 +191,7 @@ def test_fault_matrix(
     order_before = [e["eventId"] for e in enso.events]
     before = enso.stats
     second = run_operator(RERUN_CONTEXT, **OPERATOR)
+    enso.settle()
     secret_watch.add(second.error, second.returned)
     assert second.state == "success", second.error
     after_stats = enso.stats
