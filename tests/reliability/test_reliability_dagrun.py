@@ -136,7 +136,10 @@ def test_faults_within_the_retries_succeed_in_one_try_and_a_rerun_stores_nothing
     callbacks: Any,
 ) -> None:
     dag_id = "enso_test_reliability_concurrent"
-    use_connection(monkeypatch, enso, auth="client_credentials")
+    # The faults are cued by arrival order, and four batches are in flight: all six may meet the
+    # same batch (seen: reset, reset, then the malformed answer on one batch). Enough retries for
+    # that, so "within the retries" holds whatever the interleaving.
+    use_connection(monkeypatch, enso, auth="client_credentials", max_retries=6)
     enso.expire_tokens_at(2)
     enso.reset_next(2, after=4)
     enso.inject("status", 2, 6, status=502, html=True)
