@@ -68,6 +68,7 @@ def shared_enso() -> Iterator[ReliabilityEmulator]:
 @pytest.fixture
 def enso(shared_enso: ReliabilityEmulator, monkeypatch: pytest.MonkeyPatch) -> ReliabilityEmulator:
     """The module's emulator, emptied, as ``enso_default`` (API token, fast retries)."""
+    shared_enso.quiesce()
     shared_enso.reset()
     monkeypatch.setenv("AIRFLOW_CONN_ENSO_DEFAULT", shared_enso.connection_json(**FAST_RETRIES))
     return shared_enso

@@ -93,6 +93,16 @@ class ReliabilityEmulator(EnsoEmulator):
         with self._cue_lock:
             self._expiry_countdown = after
 
+    def quiesce(self) -> None:
+        """
+        Before the next test: end every open connection (a request written by the last test and not
+        yet read is dropped), then wait for the requests being handled to be counted, so that no
+        straggler of one test lands in the next one's figures.
+        """
+        if self._server is not None:
+            self._server.close_connections()
+        self.settle()
+
     def settle(self, timeout: float = 30.0) -> None:
         """
         Wait until every batch request that has reached the emulator is counted, in its stats and
