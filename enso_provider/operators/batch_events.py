@@ -191,14 +191,7 @@ class EnsoBatchEventsOperator(BaseOperator):
             isinstance(self.fetch_size, bool) or not isinstance(self.fetch_size, int) or self.fetch_size < 1
         ):
             raise AirflowFailException(f"fetch_size must be a positive integer, got {self.fetch_size!r}")
-        return FailurePolicy.checked(
-            max_failures=self.max_failures,
-            max_failure_ratio=self.max_failure_ratio,
-            on_breach=self.on_breach,
-            batch_size=self.batch_size,
-            max_batch_bytes=self.max_batch_bytes,
-            concurrency=self.concurrency,
-        )
+        return FailurePolicy.checked(self)
 
     def _mapper(self, context: Context) -> EventMapper:
         try:

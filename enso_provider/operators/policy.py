@@ -59,22 +59,22 @@ class FailurePolicy:
         )
 
     @classmethod
-    def checked(
-        cls,
-        *,
-        max_failures: Any,
-        max_failure_ratio: Any,
-        on_breach: Any,
-        batch_size: Any,
-        max_batch_bytes: Any,
-        concurrency: Any,
-    ) -> FailurePolicy:
-        """The policy of an operator's arguments, its delivery options checked: a bad one fails the task."""
+    def checked(cls, task: Any) -> FailurePolicy:
+        """
+        The policy of an operator's arguments, its delivery options checked: a bad one fails the task.
+
+        :param task: an operator with ``max_failures``, ``max_failure_ratio`` and ``on_breach``, and
+            the delivery options ``batch_size``, ``max_batch_bytes`` and ``concurrency``.
+        """
         from enso_provider.delivery import validate_delivery_options
 
         try:
-            validate_delivery_options(batch_size, max_batch_bytes, concurrency)
-            return cls(max_failures=max_failures, max_failure_ratio=max_failure_ratio, on_breach=on_breach)
+            validate_delivery_options(task.batch_size, task.max_batch_bytes, task.concurrency)
+            return cls(
+                max_failures=task.max_failures,
+                max_failure_ratio=task.max_failure_ratio,
+                on_breach=task.on_breach,
+            )
         except ValueError as err:
             raise AirflowFailException(str(err)) from None
 

@@ -186,14 +186,7 @@ class EnsoReplayRejectedOperator(BaseOperator):
             )
         if not isinstance(self.allow_missing, bool):
             raise AirflowFailException(f"allow_missing must be True or False, got {self.allow_missing!r}")
-        return FailurePolicy.checked(
-            max_failures=self.max_failures,
-            max_failure_ratio=self.max_failure_ratio,
-            on_breach=self.on_breach,
-            batch_size=self.batch_size,
-            max_batch_bytes=self.max_batch_bytes,
-            concurrency=self.concurrency,
-        )
+        return FailurePolicy.checked(self)
 
     # -- sources ------------------------------------------------------------------------------------------
 
