@@ -38,9 +38,6 @@ from enso_provider.events._convert import (
 from enso_provider.events._json import JsonSafeError, encodable_text, is_missing, json_safe
 from enso_provider.events._occurrences import OccurrenceCounter
 
-# The optional C fast path; the pure-Python loop below is the reference and gives the same bytes.
-_speedups = native.speedups
-
 # ---------------------------------------------------------------- wire names and codes
 
 #: The event fields, as sent.
@@ -651,7 +648,9 @@ class EventMapper:
         from columns or a constant, a constant or no JobId, content ids) and leaves every row it is
         not sure of to :meth:`_run_rows`, so both give the same items, byte for byte.
         """
-        if _speedups is None or self.row_mapper is not None or self.event_id_column or plan.error:
+        # The optional C fast path; the pure-Python loop is the reference and gives the same bytes.
+        speedups = native.speedups
+        if speedups is None or self.row_mapper is not None or self.event_id_column or plan.error:
             return None
         slots = plan.slots
         if slots[4] >= 0 or slots[5] >= 0 or slots[6] >= 0 or (plan.meta and not plan.meta_fast):
@@ -674,7 +673,7 @@ class EventMapper:
         content_limit = self.max_event_bytes - _ID_OVERHEAD - _GENERATED_ID_LEN
         # Longer contents are left to the Python loop, as are those that a -N suffix could tip over.
         content_cap = min(content_limit - _SUFFIX_ROOM, _FAST_CONTENT_MAX)
-        return _speedups.FastPlan(
+        return speedups.FastPlan(
             len(plan.columns),
             slots[:4],
             constants,

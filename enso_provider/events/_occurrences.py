@@ -19,9 +19,6 @@ from array import array
 
 from enso_provider.events import _native as native
 
-# The C rehash of a doubling, when the fast path is built: the Python loop costs ~0.1 s a million.
-_rehash = native.speedups.rehash if native.speedups is not None else None
-
 _PART_BITS = 6
 _PARTS = 1 << _PART_BITS
 _LOW = _PARTS - 1
@@ -84,8 +81,8 @@ class OccurrenceCounter:
         old = self.tables[part]
         table = array("Q", [0]) * (len(old) * 2)
         mask = len(table) - 1
-        if _rehash is not None:
-            _rehash(old, table)
+        if native.speedups is not None:  # the C rehash: the Python loop costs ~0.1 s a million
+            native.speedups.rehash(old, table)
         else:
             for held in old:
                 if held:

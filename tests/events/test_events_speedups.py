@@ -20,9 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enso_provider.events import Event, EventMapper, Rejection
-from enso_provider.events import _mapper as mapper_module
 from enso_provider.events import _native as native
-from enso_provider.events import _occurrences as occurrences_module
 from enso_provider.events._occurrences import OccurrenceCounter
 
 speedups = native.speedups
@@ -38,7 +36,7 @@ def test_the_fast_path_is_built_in_ci() -> None:
     """CI installs with a compiler: a missing build must fail there, not pass on the slow path."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         assert speedups is not None
-        assert mapper_module._speedups is speedups
+        assert native.speedups is not None
 
 
 # ---------------------------------------------------------------- primitives
@@ -91,7 +89,7 @@ def test_rehash_matches_the_python_doubling(monkeypatch: pytest.MonkeyPatch) -> 
     fingerprints = [rnd.getrandbits(64) for _ in range(20_000)] * 2
     with_c = OccurrenceCounter()
     counts_c = [with_c.add(f) for f in fingerprints]
-    monkeypatch.setattr(occurrences_module, "_rehash", None)
+    monkeypatch.setattr(native, "speedups", None)
     pure = OccurrenceCounter()
     counts_py = [pure.add(f) for f in fingerprints]
     assert counts_c == counts_py
@@ -120,7 +118,7 @@ def _map_both(
     fast = EventMapper(**options)
     fast_items = [item for chunk in chunks for part in fast.map_chunks(chunk, columns) for item in part]
     with monkeypatch.context() as m:
-        m.setattr(mapper_module, "_speedups", None)
+        m.setattr(native, "speedups", None)
         pure = EventMapper(**options)
         pure_items = [item for chunk in chunks for part in pure.map_chunks(chunk, columns) for item in part]
     # Every row meets the C path first when each comes alone (after a row it leaves, the Python
