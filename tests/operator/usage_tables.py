@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -10,6 +11,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+#: The database the tables go in (one per checkout when several test runs share the servers).
+DATABASE = os.environ.get("ENSO_TEST_DATABASE", "test")
 
 HOUR = datetime(2024, 5, 1, 10)
 CUSTOMERS = [f"cust_{n:03d}" for n in range(1, 121)]
@@ -84,7 +88,15 @@ def postgres_table(days: int = 0) -> Iterator[UsageTable]:
 
     rows, in_hour = usage_rows(days)
     rows += BAD_ROWS
-    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+    if DATABASE != "test":
+        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{DATABASE}"')
+        admin.close()
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=DATABASE)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS usage_hourly")
@@ -98,7 +110,7 @@ def postgres_table(days: int = 0) -> Iterator[UsageTable]:
                     "host": "127.0.0.1",
                     "port": 5432,
                     "login": "postgres",
-                    "schema": "test",
+                    "schema": DATABASE,
                 }
             ),
             rows=rows,
@@ -118,7 +130,9 @@ def mariadb_table(days: int = 0) -> Iterator[UsageTable]:
 
     rows, in_hour = usage_rows(days)
     rows += BAD_ROWS
-    conn = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="", db="test")
+    conn = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="")
+    conn.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}`")
+    conn.select_db(DATABASE)
     conn.autocommit(True)
     cur = conn.cursor()
     cur.execute("DROP TABLE IF EXISTS usage_hourly")
@@ -127,7 +141,7 @@ def mariadb_table(days: int = 0) -> Iterator[UsageTable]:
     try:
         yield UsageTable(
             conn_json=json.dumps(
-                {"conn_type": "mysql", "host": "127.0.0.1", "port": 3306, "login": "root", "schema": "test"}
+                {"conn_type": "mysql", "host": "127.0.0.1", "port": 3306, "login": "root", "schema": DATABASE}
             ),
             rows=rows,
             good_in_hour=in_hour,
