@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from enso_provider.events import Event, Rejection, decode_event, encode_batch
-from enso_provider.events import _native as native
-from enso_provider.exceptions import EnsoError, EnsoRequestError
+from enso_provider.exceptions import EnsoConfigError, EnsoError, EnsoRequestError
 from enso_provider.hooks.results import BatchResult
+from enso_provider.hooks.retry import RetryPolicy, is_transient_status
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +37,14 @@ PROGRESS_INTERVAL = 15.0
 _BATCH_OVERHEAD = len(b'{"events":[]}')
 
 
-def is_transient_status(status_code: int | None) -> bool:
-    """Whether a record that failed with this status may pass if sent again unchanged."""
-    return status_code is not None and (status_code == 429 or status_code >= 500)
+#: A failed record's local code when it stayed transient after every re-send round.
+UNDELIVERED = "undelivered_after_retries"
 
 
 class BatchPoster(Protocol):
     """What delivery needs from the hook: post one encoded body of ``sent`` events, with retries."""
 
-    def post_batch_body(self, body: bytes, *, sent: int, prior_attempts: int = 0) -> BatchResult: ...
+    def post_batch_body(self, body: bytes, *, sent: int) -> BatchResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +61,8 @@ class Failure:
     :param row: the source row (JSON-safe) when known.
     :param row_key: the row's key column value when known.
     :param local: True when rejected before sending.
+    :param transient: True when Enso failed it transiently and it stayed undelivered after every
+        re-send round: a retry of the task (or a replay) sends it again under the same eventId.
     """
 
     index: int
@@ -73,6 +74,7 @@ class Failure:
     row: Any = None
     row_key: str | None = None
     local: bool = False
+    transient: bool = False
 
     def as_record(self) -> dict[str, Any]:
         """A JSON-ready record for reports and the rejected-records file."""
@@ -131,8 +133,10 @@ class DeliveryReport:
     :param total: items read from the input.
     :param sent: events posted to Enso (each counted once, however often it was re-sent).
     :param success: events Enso accepted.
-    :param failed: events Enso refused (or that stayed undeliverable after retries).
+    :param failed: events Enso refused, or that stayed undelivered after retries (``undelivered``).
     :param invalid: items rejected locally, never sent.
+    :param undelivered: of ``failed``, the events Enso failed transiently (429/5xx) on every re-send
+        round: not refused, only not delivered yet.
     :param batches: requests that carried events (re-sends included).
     :param errors: failures counted by code.
     :param sample: the first failures, whole.
@@ -144,6 +148,7 @@ class DeliveryReport:
     success: int = 0
     failed: int = 0
     invalid: int = 0
+    undelivered: int = 0
     batches: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     sample: list[dict[str, Any]] = field(default_factory=list)
@@ -168,6 +173,7 @@ class DeliveryReport:
             "success": self.success,
             "failed": self.failed,
             "invalid": self.invalid,
+            "undelivered": self.undelivered,
             "batches": self.batches,
             "errors": dict(self.errors.most_common()),
             "sample": list(self.sample),
@@ -176,10 +182,14 @@ class DeliveryReport:
         }
 
 
-#: A record Enso refused: the event, its code, its status, the error.
-_Failed = tuple[Event, int | str | None, int | None, str]
-#: Work a batch still needs from a sender thread: the task, the batch, the task's arguments.
-_Need = tuple[Callable[..., "_Outcome"], list[Event], tuple[Any, ...]]
+@dataclass(slots=True)
+class _Refused:
+    """A record Enso failed: its event, Enso's code and status, the error."""
+
+    event: Event
+    code: int | str | None
+    status_code: int | None
+    error: str
 
 
 @dataclass(slots=True)
@@ -188,7 +198,9 @@ class _Outcome:
 
     success: int = 0
     requests: int = 0
-    failures: list[_Failed] = field(default_factory=list)
+    failures: list[_Refused] = field(default_factory=list)
+    #: Records still failing transiently after the last round.
+    undelivered: list[_Refused] = field(default_factory=list)
 
 
 class _Stopped(Exception):
@@ -200,18 +212,23 @@ class _Stopped(Exception):
         self.outcome = outcome
 
 
+class _StillTransient(Exception):
+    """A re-send round that left records failing transiently (so tenacity runs another round)."""
+
+
 class Delivery:
     """
     Sends encoded events in batches, concurrently, and accounts for each of them.
 
-    :param poster: posts one body (the hook).
+    :param poster: posts one body, with the retries of whole requests (the hook).
     :param batch_size: most events in one request.
     :param max_batch_bytes: most bytes in one request body.
     :param concurrency: most requests in flight at once.
     :param record_retries: rounds of re-sending records that failed transiently inside a 200.
+    :param policy: the retry policy whose waits space the re-send rounds (the hook's).
     :param dry_run: cut batches and count, but post nothing.
     :param on_failure: called (in the caller's thread) with every failure, local or remote.
-    :param sleep: waits between record re-send rounds (replaceable in tests).
+    :param sleep: how waits between re-send rounds are spent (replaceable in tests).
     """
 
     def __init__(
@@ -222,7 +239,7 @@ class Delivery:
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         concurrency: int = DEFAULT_CONCURRENCY,
         record_retries: int = DEFAULT_RECORD_RETRIES,
-        record_backoff: float = 0.5,
+        policy: RetryPolicy | None = None,
         dry_run: bool = False,
         on_failure: Callable[[Failure], None] | None = None,
         progress_interval: float = PROGRESS_INTERVAL,
@@ -230,14 +247,14 @@ class Delivery:
         logger: Any = None,
     ) -> None:
         validate_delivery_options(batch_size, max_batch_bytes, concurrency)
-        if record_retries < 0:
-            raise ValueError(f"record_retries must be 0 or more, got {record_retries!r}")
+        if isinstance(record_retries, bool) or not isinstance(record_retries, int) or record_retries < 0:
+            raise ValueError(f"record_retries must be an integer of 0 or more, got {record_retries!r}")
         self.poster = poster
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
         self.concurrency = concurrency
         self.record_retries = record_retries
-        self.record_backoff = record_backoff
+        self.policy = policy or RetryPolicy()
         self.dry_run = dry_run
         self.on_failure = on_failure
         self.progress_interval = progress_interval
@@ -260,10 +277,6 @@ class Delivery:
         next_progress = started + self.progress_interval
         self._in_flight: dict[Future[_Outcome], list[Event]] = {}
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="enso-send")
-        open_pipeline = getattr(self.poster, "open_pipeline", None)
-        self._pipeline = open_pipeline(self.concurrency) if open_pipeline and not self.dry_run else None
-        self._slots: list[list[Event] | None] = [None] * self.concurrency
-        turn = 0
         try:
             for batch in self._batches(items):
                 if self.dry_run:
@@ -271,159 +284,32 @@ class Delivery:
                     report.success += len(batch)
                     report.batches += 1
                     continue
-                # A batch counts as sent from when a slot or a sender thread holds it.
-                if self._pipeline is not None:
-                    self._pipelined(turn, batch)
-                    turn = (turn + 1) % self.concurrency
-                else:
-                    self._submit(self._send, batch, batch)
+                self._submit(batch)
                 self._collect(block=False)
                 if self.progress_interval and time.monotonic() >= next_progress:
                     self._log_progress(started)
                     next_progress = time.monotonic() + self.progress_interval
-            self._finish_slots()
             while self._in_flight:
                 self._collect(block=True)
         except BaseException as err:
             # Let what is in flight land and be counted, then re-raise the first error, carrying the
             # counts so far: what was accepted before the stop is known, not guessed.
-            self._finish_slots(after_error=True)
             self._drain()
             if isinstance(err, EnsoError):
                 err.report = report
             raise
         finally:
-            if self._pipeline is not None:
-                self._pipeline.close()
             self._pool.shutdown(wait=True, cancel_futures=True)
             report.elapsed = time.monotonic() - started
         return report
 
-    def _submit(self, task: Callable[..., _Outcome], batch: list[Event], *args: Any) -> None:
-        """Run ``task(*args)`` on a sender thread, keeping at most ``concurrency`` of them busy."""
+    def _submit(self, batch: list[Event]) -> None:
+        """Hand ``batch`` to a sender thread, keeping at most ``concurrency`` of them busy."""
         while len(self._in_flight) >= self.concurrency:
             self._collect(block=True)
-        self._in_flight[self._pool.submit(task, *args)] = batch
+        # A batch counts as sent from when a sender thread holds it.
+        self._in_flight[self._pool.submit(self._send, batch)] = batch
         self.report.sent += len(batch)
-
-    # -- pipelined first attempts (the caller's thread) -----------------------------------------------
-    #
-    # While every answer is a clean 200, the caller's thread posts and reads in turn on ``concurrency``
-    # connections. The first answer that is not (an error status, a network error, records to re-send)
-    # ends pipelining for the run: every slot's answer is read, then the batches that need more go to
-    # sender threads, as does the rest of the run. So at most ``concurrency`` requests are ever in
-    # flight, and all retry rules are the hook's.
-
-    def _pipelined(self, slot: int, batch: list[Event]) -> None:
-        """Post ``batch`` on ``slot``, after reading the answer of the batch posted there before."""
-        assert self._pipeline is not None
-        need = self._read_slot(slot)
-        if need is not None:
-            self._degrade([need, (self._send, batch, (batch,))])
-            return
-        try:
-            self._pipeline.send(slot, encode_batch([event.data for event in batch]))
-        except EnsoError:
-            # The credentials themselves failed (a refused or broken token exchange, after its
-            # retries): as on the threaded path, that stops the run.
-            raise
-        except Exception as err:
-            self.log.debug("Pipelined post failed (%s); switching to sender threads", type(err).__name__)
-            self._degrade([(self._retry, batch, (batch, 0.0, 0))])
-            return
-        self._slots[slot] = batch
-        self.report.sent += len(batch)
-
-    def _read_slot(self, slot: int) -> _Need | None:
-        """Account for ``slot``'s answer if it is a clean 2xx; else return what the batch still needs."""
-        assert self._pipeline is not None
-        batch = self._slots[slot]
-        self._slots[slot] = None
-        if batch is None:
-            return None
-        # Only a poster that opened a pipeline gets here: the hook, with the methods used below.
-        poster: Any = self.poster
-        status: int | None = None
-        headers: Any = None
-        result: BatchResult | None = None
-        try:
-            status, content, headers = self._pipeline.receive(slot)
-            if 200 <= status < 300:
-                result = poster.read_batch_answer(content, sent=len(batch))
-        except Exception as err:
-            # No answer, or a 2xx that is not the documented shape: retried like a 5xx, after a backoff.
-            self.log.debug("Pipelined answer unusable (%s); switching to sender threads", type(err).__name__)
-            status = None if status is not None and 200 <= status < 300 else status
-        except BaseException:
-            # Interrupted (task timeout, kill): never confirmed, so not counted.
-            self.report.sent -= len(batch)
-            raise
-        if result is not None:
-            outcome = _Outcome(requests=1)
-            transient = self._take_result(batch, result, outcome)
-            if not transient:
-                # Outside the try: an error of the failure callback (the rejected-records file) is the
-                # run's error, never a reason to send the batch again.
-                self._account(outcome)
-                return None
-            self.report.sent -= len(batch)  # held again when a sender thread takes it
-            return (self._rounds, batch, (transient, outcome))
-        self.report.sent -= len(batch)  # held again when a sender thread takes it
-        if status == 401:
-            poster.invalidate_token(self._pipeline.generations[slot])
-        return (self._retry, batch, (batch, poster.first_retry_wait(status, headers), 1, status))
-
-    def _degrade(self, needs: list[_Need]) -> None:
-        """End pipelining: read every slot, then hand what needs more to sender threads."""
-        try:
-            if self._pipeline is not None:
-                for slot in range(self.concurrency):
-                    need = self._read_slot(slot)
-                    if need is not None:
-                        needs.append(need)
-                self._pipeline.close()
-                self._pipeline = None
-            while needs:
-                task, batch, args = needs[0]
-                self._submit(task, batch, *args)
-                needs.pop(0)
-        except BaseException:
-            # The run is stopping: answers already read still count, what they left undone does not.
-            self._settle_needs(needs)
-            raise
-
-    def _settle_needs(self, needs: list[_Need]) -> None:
-        """Count what Enso answered for in needs that will not run (the accepted part of a 2xx)."""
-        for task, _, args in needs:
-            if task == self._rounds:
-                _, outcome = args
-                self.report.sent += outcome.success + len(outcome.failures)
-                self._account(outcome)
-
-    def _finish_slots(self, *, after_error: bool = False) -> None:
-        """Read every slot at the end of the run; after an error, drop what is not confirmed."""
-        if self._pipeline is None:
-            return
-        if not after_error:
-            self._degrade([])
-            return
-        for slot in range(self.concurrency):
-            need = self._read_slot(slot)
-            # The run is stopping: what needs more is not counted (the task's retry sends it again),
-            # except the records of a 2xx that Enso did answer for.
-            if need is not None:
-                self._settle_needs([need])
-        self._pipeline.close()
-        self._pipeline = None
-
-    def _retry(
-        self, batch: list[Event], wait_first: float, requests_so_far: int = 0, status: int | None = None
-    ) -> _Outcome:
-        """The retry path of a batch whose pipelined attempt failed: wait, then send with retries."""
-        if wait_first:
-            self._sleep(wait_first)
-        # Like the hook's own retries, the failed attempt is not a batch of its own in the report.
-        return self._send(batch, prior_attempts=requests_so_far, split=status == 413)
 
     def _collect(self, *, block: bool) -> None:
         """Account for finished batches (waiting for one when ``block``); re-raise a batch's error."""
@@ -454,7 +340,8 @@ class Delivery:
         if isinstance(error, _Stopped):
             # Halves of a split batch landed before the error: they count like any batch.
             self._account(error.outcome)
-            landed = error.outcome.success + len(error.outcome.failures)
+            outcome = error.outcome
+            landed = outcome.success + len(outcome.failures) + len(outcome.undelivered)
             error = error.error
         # The rest was never confirmed, so not counted as sent: the task's retry sends it again.
         self.report.sent -= len(batch) - landed
@@ -464,16 +351,22 @@ class Delivery:
         report = self.report
         report.success += outcome.success
         report.batches += outcome.requests
-        for event, code, status, error in outcome.failures:
+        for refused, transient in [(r, False) for r in outcome.failures] + [
+            (r, True) for r in outcome.undelivered
+        ]:
             report.failed += 1
+            report.undelivered += transient
+            event = refused.event
+            code = refused.code if refused.code is not None or not transient else UNDELIVERED
             self._fail(
                 Failure(
                     index=event.index,
-                    error=error,
+                    error=refused.error,
                     code=code,
-                    status_code=status,
+                    status_code=refused.status_code,
                     event_id=event.event_id,
                     event=decode_event(event.data),
+                    transient=transient,
                 )
             )
 
@@ -486,56 +379,37 @@ class Delivery:
         """Cut events into batches by count and bytes; account for rejections on the way."""
         report = self.report
         limit_count, limit_bytes = self.batch_size, self.max_batch_bytes - _BATCH_OVERHEAD
-        # The mapper's lists are taken a run of plain events at a time (in C where built); whatever
-        # stops a run (a rejection, a full batch, an event too large) goes through the loop below.
-        fill = native.speedups.fill_batch if native.speedups is not None else None
-        chunks: Iterable[list[Event | Rejection]]
-        if isinstance(items, ItemChunks):
-            chunks = items.chunks
-        else:
-            fill = None
-            chunks = ([item] for item in items)
         batch: list[Event] = []
         size = 0
-        for chunk in chunks:
-            i, count = 0, len(chunk)
-            while i < count:
-                if fill is not None:
-                    stop, size = fill(chunk, i, batch, size, limit_count, limit_bytes, Event)
-                    report.total += stop - i
-                    i = stop
-                    if i == count:
-                        break
-                item = chunk[i]
-                i += 1
-                report.total += 1
-                if type(item) is not Event:
-                    if isinstance(item, Rejection):
-                        report.invalid += 1
-                        self._fail(Failure.from_rejection(item))
-                        continue
-                    raise TypeError(f"delivery takes Event or Rejection items, got {type(item).__name__}")
-                n = len(item.data) + 1  # the comma
-                if batch and (len(batch) >= limit_count or size + n > limit_bytes):
-                    yield batch
-                    batch, size = [], 0
-                if n > limit_bytes:
-                    # Bigger than a whole request may be: never sendable, rejected like invalid input.
+        for item in items:
+            report.total += 1
+            if type(item) is not Event:
+                if isinstance(item, Rejection):
                     report.invalid += 1
-                    self._fail(
-                        Failure(
-                            index=item.index,
-                            error=f"event of {n - 1} bytes is larger than max_batch_bytes allows",
-                            code="event_too_large",
-                            status_code=400,
-                            event_id=item.event_id,
-                            event=decode_event(item.data),
-                            local=True,
-                        )
-                    )
+                    self._fail(Failure.from_rejection(item))
                     continue
-                batch.append(item)
-                size += n
+                raise TypeError(f"delivery takes Event or Rejection items, got {type(item).__name__}")
+            n = len(item.data) + 1  # the comma
+            if batch and (len(batch) >= limit_count or size + n > limit_bytes):
+                yield batch
+                batch, size = [], 0
+            if n > limit_bytes:
+                # Bigger than a whole request may be: never sendable, rejected like invalid input.
+                report.invalid += 1
+                self._fail(
+                    Failure(
+                        index=item.index,
+                        error=f"event of {n - 1} bytes is larger than max_batch_bytes allows",
+                        code="event_too_large",
+                        status_code=400,
+                        event_id=item.event_id,
+                        event=decode_event(item.data),
+                        local=True,
+                    )
+                )
+                continue
+            batch.append(item)
+            size += n
         if batch:
             yield batch
 
@@ -553,82 +427,103 @@ class Delivery:
             elapsed,
         )
 
-    # -- worker threads -------------------------------------------------------------------------------
+    # -- sender threads -------------------------------------------------------------------------------
 
-    def _send(self, batch: list[Event], prior_attempts: int = 0, *, split: bool = False) -> _Outcome:
+    def _send(self, batch: list[Event]) -> _Outcome:
         outcome = _Outcome()
         # A whole-request failure of the first post stops the run (raised to the caller's thread).
         try:
-            if split and len(batch) > 1:
-                # Its pipelined attempt was refused as too large: start with the halves.
-                half = len(batch) // 2
-                transient = self._post_split(batch[:half], outcome) + self._post_split(batch[half:], outcome)
-            else:
-                transient = self._post_split(batch, outcome, prior_attempts)
+            transient = self._post_split(batch, outcome)
         except EnsoError as err:
             if outcome.success or outcome.failures:
                 raise _Stopped(err, outcome) from err
             raise
         return self._rounds(transient, outcome)
 
-    def _rounds(self, transient: list[_Failed], outcome: _Outcome) -> _Outcome:
-        """Re-send the records that failed transiently, alone, ``record_retries`` rounds at most."""
-        for round_number in range(1, self.record_retries + 1):
-            if not transient:
-                return outcome
-            self._sleep(min(self.record_backoff * 2 ** (round_number - 1), 30.0))
-            # The batch itself landed; a re-send that fails whole leaves its records failed, with the
-            # cause, and only those (halves of a split that landed stay counted once).
-            transient = self._post_split([event for event, *_ in transient], outcome, fail_whole=True)
-        outcome.failures.extend(transient)
+    def _rounds(self, transient: list[_Refused], outcome: _Outcome) -> _Outcome:
+        """
+        Re-send the records that failed transiently, alone, ``record_retries`` rounds at most, spaced by
+        the retry policy's waits (one tenacity loop, as for whole requests).
+
+        Whatever happens to a re-send, a record keeps the last code and status Enso gave it until it is
+        delivered or refused for good: a round that fails whole (network, deadline, 5xx after the hook's
+        retries) leaves its records as they were, never without a code.
+        """
+        if not transient or not self.record_retries:
+            outcome.undelivered.extend(transient)
+            return outcome
+        pending = transient
+
+        def round_() -> None:
+            nonlocal pending
+            pending = self._resend(pending, outcome)
+            if pending:
+                raise _StillTransient
+
+        retrying = self.policy.retrying(
+            attempts=self.record_retries, sleep=self._sleep, retry_on=_StillTransient
+        )
+        try:
+            # The batch's own post was the first attempt: wait before the first round too.
+            self._sleep(self.policy.wait(1, None))
+            retrying(round_)
+        except _StillTransient:
+            pass
+        outcome.undelivered.extend(pending)
         return outcome
 
+    def _resend(self, records: list[_Refused], outcome: _Outcome) -> list[_Refused]:
+        """One round: post ``records``' events again; return those still failing transiently."""
+        previous = {id(r.event): r for r in records}
+        return self._post_split([r.event for r in records], outcome, previous=previous)
+
     def _post_split(
-        self, batch: list[Event], outcome: _Outcome, prior_attempts: int = 0, *, fail_whole: bool = False
-    ) -> list[_Failed]:
+        self, batch: list[Event], outcome: _Outcome, *, previous: dict[int, _Refused] | None = None
+    ) -> list[_Refused]:
         """
         Post ``batch``; on 413 split it in halves. Return the records that failed transiently.
 
-        With ``fail_whole``, a request that fails beyond the hook's retries marks its own records failed
-        instead of raising (record re-send rounds, whose batch already landed).
+        :param previous: in a re-send round, how each record failed before: a request that fails whole
+            for a transient reason (after the hook's retries) leaves its records as they were, with
+            Enso's last code and status, instead of stopping the run (their batch already landed).
         """
         body = encode_batch([event.data for event in batch])
         try:
             outcome.requests += 1
-            if prior_attempts:
-                result = self.poster.post_batch_body(body, sent=len(batch), prior_attempts=prior_attempts)
-            else:
-                result = self.poster.post_batch_body(body, sent=len(batch))
+            result = self.poster.post_batch_body(body, sent=len(batch))
         except EnsoRequestError as err:
             if err.status_code == 413 and len(batch) > 1:
                 # Enso's payload limit is undocumented: a body too large is split, never dropped.
                 half = len(batch) // 2
-                return self._post_split(batch[:half], outcome, fail_whole=fail_whole) + self._post_split(
-                    batch[half:], outcome, fail_whole=fail_whole
+                return self._post_split(batch[:half], outcome, previous=previous) + self._post_split(
+                    batch[half:], outcome, previous=previous
                 )
             # The whole request was refused for a reason resending cannot fix: every record failed.
             code = err.code if err.code is not None else f"http_{err.status_code}"
-            outcome.failures.extend((event, code, err.status_code, str(err)) for event in batch)
+            outcome.failures.extend(_Refused(event, code, err.status_code, str(err)) for event in batch)
             return []
+        except EnsoConfigError:
+            # A redirect or a misconfiguration meets every request alike: it stops the run.
+            raise
         except EnsoError as err:
-            if not fail_whole:
+            if previous is None:
                 raise
-            cause: int | str | None = err.code if err.code is not None else err.status_code
-            outcome.failures.extend((event, cause, err.status_code, str(err)) for event in batch)
-            return []
+            self.log.warning("Re-sending %s transiently failed record(s) failed: %s", len(batch), err)
+            kept = [previous[id(event)] for event in batch]
+            return [_Refused(r.event, r.code, r.status_code, f"{r.error} (re-send: {err})") for r in kept]
         return self._take_result(batch, result, outcome)
 
     @staticmethod
-    def _take_result(batch: list[Event], result: BatchResult, outcome: _Outcome) -> list[_Failed]:
+    def _take_result(batch: list[Event], result: BatchResult, outcome: _Outcome) -> list[_Refused]:
         """Count Enso's answer into ``outcome``; return the records that failed transiently."""
-        transient: list[_Failed] = []
+        transient: list[_Refused] = []
         outcome.success += result.success
         for record in result.failed_records:
-            failed = (batch[record.index], record.code, record.status_code, record.error)
+            refused = _Refused(batch[record.index], record.code, record.status_code, record.error)
             if is_transient_status(record.status_code):
-                transient.append(failed)
+                transient.append(refused)
             else:
-                outcome.failures.append(failed)
+                outcome.failures.append(refused)
         return transient
 
 

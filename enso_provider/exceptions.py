@@ -74,6 +74,14 @@ class EnsoConfigError(EnsoError, AirflowFailException):
     """The connection or the arguments cannot work: no retry can help, so Airflow does not retry it."""
 
 
+class EnsoRedirectError(EnsoConfigError):
+    """
+    Enso answered with a redirect (3xx). It is never followed: the token must not travel to another
+    address, and a batch posted to a moved URL was not stored. The Host is to be corrected, so Airflow
+    does not retry it.
+    """
+
+
 class EnsoAuthError(EnsoError):
     """Enso refused the credentials (401/403), or the token exchange failed."""
 
@@ -96,3 +104,14 @@ class EnsoResponseError(EnsoError):
 
 class EnsoDeliveryError(EnsoError):
     """A delivery ended outside the task's failure policy (raised by the operators)."""
+
+
+class EnsoUndeliveredError(EnsoError):
+    """
+    Some events stayed undelivered after every retry (Enso failed them transiently): the task is to be
+    retried, and sends them again under the same eventIds.
+    """
+
+    def __init__(self, message: str, *, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report

@@ -38,6 +38,17 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "schema": {"type": ["number", "null"], "default": 10},
         "description": "Seconds to wait for the TCP and TLS handshake.",
     },
+    "deadline": {
+        "label": "Deadline per attempt (seconds)",
+        "schema": {"type": ["number", "null"], "default": None},
+        "description": "Most seconds one attempt may take in all (connect, headers, body); "
+        "the read timeout when empty.",
+    },
+    "max_response_bytes": {
+        "label": "Largest answer (bytes)",
+        "schema": {"type": ["integer", "null"], "default": 4194304},
+        "description": "An answer body larger than this fails the attempt unread.",
+    },
     "max_retries": {
         "label": "Max retries",
         "schema": {"type": ["integer", "null"], "default": 5},

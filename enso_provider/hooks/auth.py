@@ -1,4 +1,9 @@
-"""Bearer credentials for Enso: a static API token, or client credentials exchanged for a short-lived JWT."""
+"""
+Bearer credentials for Enso: a static API token, or client credentials exchanged for a short-lived JWT.
+
+:class:`BearerAuth` is the one place that adds the ``Authorization`` header and the one place that
+refreshes the exchanged token after a 401.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import requests
+from requests.auth import AuthBase
+
+from enso_provider.hooks.secrets import credential_problem
 
 #: Refresh a JWT this many seconds before its ``exp`` (clock skew, a slow request in flight).
 REFRESH_MARGIN = 60.0
@@ -112,6 +121,73 @@ def access_token_from_login(payload: Any) -> tuple[str, float | None]:
     token = source.get("accessToken") or source.get("access_token")
     if not isinstance(token, str) or not token:
         raise ValueError("the login answer has no data.accessToken")
+    problem = credential_problem(token)
+    if problem:
+        # Said without the token: the message reaches logs and the exception.
+        raise ValueError(f"the login answer's access token {problem}")
     expires_in = source.get("expiresIn") or source.get("expires_in")
     lifetime = float(expires_in) if isinstance(expires_in, (int, float)) and expires_in > 0 else None
     return token, lifetime
+
+
+class BearerAuth(AuthBase):
+    """
+    Adds ``Authorization: Bearer ...`` to each request; with client credentials, refreshes once on 401.
+
+    The refresh re-sends the request on the same connection adapter, as requests' own digest auth does,
+    so it stays inside the attempt's deadline and is never retried twice.
+
+    :param token: the static API token (None with client credentials).
+    :param cache: the exchanged token's cache (None with a static token).
+    :param log: where the refresh is logged.
+    """
+
+    def __init__(self, *, token: str | None = None, cache: TokenCache | None = None, log: Any = None) -> None:
+        if (token is None) == (cache is None):
+            raise ValueError("BearerAuth takes a token or a token cache")
+        self._token = token
+        self._cache = cache
+        self._log = log
+
+    def __repr__(self) -> str:
+        return f"BearerAuth(exchanged={self._cache is not None})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BearerAuth) and (self._token, self._cache) == (other._token, other._cache)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def ready(self) -> None:
+        """Fetch the exchanged token now if it is due (so that the exchange is not inside a request)."""
+        if self._cache is not None:
+            self._cache.get()
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self._cache is None:
+            assert self._token is not None
+            request.headers["Authorization"] = f"Bearer {self._token}"
+            return request
+        token, generation = self._cache.get()
+        request.headers["Authorization"] = f"Bearer {token}"
+
+        def refresh_on_401(response: requests.Response, **send_kwargs: Any) -> requests.Response:
+            if response.status_code != 401 or response.history:
+                return response
+            assert self._cache is not None
+            # The cached token may have expired early or been revoked: refresh once, then give up.
+            if self._log is not None:
+                self._log.info("Enso answered 401; refreshing the access token and trying again")
+            self._cache.invalidate(generation)
+            fresh, _ = self._cache.get()
+            response.close()
+            again = response.request.copy()
+            again.headers["Authorization"] = f"Bearer {fresh}"
+            again.hooks = {"response": []}
+            retried = response.connection.send(again, **send_kwargs)
+            retried.history.append(response)
+            retried.request = again
+            return retried
+
+        request.register_hook("response", refresh_on_401)
+        return request

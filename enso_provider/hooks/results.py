@@ -50,21 +50,31 @@ class ResponseShapeError(ValueError):
 
 
 def _as_int(value: Any, name: str) -> int:
-    # bool is an int subclass; a summary of True/False is not a count.
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
+    # bool is an int subclass; a summary of True/False is not a count. Text counts are taken only as
+    # ASCII digits: int() would also read "³" or "٣", which no JSON encoder writes for a number.
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ResponseShapeError(f"{name} is not a count: {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()):
+            raise ResponseShapeError(f"{name} is not a count: {value!r}")
+        return int(text)
     return value
 
 
 def _status_code(value: Any) -> int | None:
     if value is None:
         return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+    status = _as_int(value, "failedRecords[].statusCode")
+    if not 100 <= status <= 599:
+        raise ResponseShapeError(f"failedRecords[].statusCode {status} is not an HTTP status")
+    return status
+
+
+def _code(value: Any) -> int | str | None:
+    if value is None or (isinstance(value, (int, str)) and not isinstance(value, bool)):
+        return value
+    raise ResponseShapeError(f"failedRecords[].code is neither a number nor a string: {value!r}")
 
 
 def parse_batch_response(payload: Any, *, sent: int) -> BatchResult:
@@ -102,7 +112,7 @@ def parse_batch_response(payload: Any, *, sent: int) -> BatchResult:
             FailedRecord(
                 index=index,
                 error=str(raw.get("error") or ""),
-                code=raw.get("code"),
+                code=_code(raw.get("code")),
                 status_code=_status_code(raw.get("statusCode")),
             )
         )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from enso_provider._compat import AirflowFailException
+from enso_provider.exceptions import EnsoUndeliveredError
 
 if TYPE_CHECKING:
     from enso_provider.delivery import DeliveryReport
@@ -79,7 +80,21 @@ class FailurePolicy:
             raise AirflowFailException(str(err)) from None
 
     def enforce(self, report: DeliveryReport, log: Any) -> None:
-        """After delivery: fail the task (no retry) on a breach, or log a warning, as ``on_breach`` says."""
+        """
+        After delivery: fail the task (no retry) on a breach, or log a warning, as ``on_breach`` says.
+
+        Events Enso failed only transiently (429/5xx on every re-send round) are not a breach but not
+        delivered either: whatever the policy, the task then ends with a retryable error, so that
+        Airflow's retry sends them again under the same eventIds.
+        """
+        if report.undelivered and not report.dry_run:
+            raise EnsoUndeliveredError(
+                f"{report.undelivered} event(s) were failed transiently by Enso (429/5xx) on every "
+                f"re-send round and are not delivered; the task's retry sends them again under the same "
+                f"eventIds. total={report.total} success={report.success} failed={report.failed} "
+                f"invalid={report.invalid}.",
+                report=report,
+            )
         breach = self.breach(report)
         if not breach:
             return

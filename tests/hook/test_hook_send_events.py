@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 
 import pytest
 
 from enso_provider.delivery import Delivery
+from enso_provider.events import EventMapper
 from enso_provider.exceptions import EnsoConfigError, EnsoServerError
 from enso_provider.hooks.enso import EnsoHook
 from enso_provider.testing import EnsoEmulator
@@ -73,63 +75,45 @@ def test_an_event_larger_than_a_request_is_rejected_not_sent(enso):
     assert "event_too_large" in report.errors
 
 
-def test_at_most_concurrency_requests_in_flight(enso, monkeypatch):
-    from enso_provider.hooks.pipeline import PipelinedPoster
-
-    enso.set_latency(0.02)
-    in_flight = peak = 0
+def count_in_flight(hook: EnsoHook) -> dict[str, int]:
+    """Wrap the hook's batch post to record how many run at once (the most, and now)."""
+    post = hook.post_batch_body
     lock = threading.Lock()
+    seen = {"peak": 0, "now": 0}
 
-    def counted(method, step):
-        def wrapper(*args, **kwargs):
-            nonlocal in_flight, peak
-            if step > 0:
-                with lock:
-                    in_flight += 1
-                    peak = max(peak, in_flight)
-            try:
-                return method(*args, **kwargs)
-            finally:
-                if step < 0:
-                    with lock:
-                        in_flight -= 1
+    def counting_post(body: bytes, *, sent: int):
+        with lock:
+            seen["now"] += 1
+            seen["peak"] = max(seen["peak"], seen["now"])
+        try:
+            return post(body, sent=sent)
+        finally:
+            with lock:
+                seen["now"] -= 1
 
-        return wrapper
+    hook.post_batch_body = counting_post  # type: ignore[method-assign]
+    return seen
 
-    # Pipelined first attempts are in flight from send() until receive().
-    monkeypatch.setattr(PipelinedPoster, "send", counted(PipelinedPoster.send, +1))
-    monkeypatch.setattr(PipelinedPoster, "receive", counted(PipelinedPoster.receive, -1))
-    report = EnsoHook().send_events(rows(300), batch_size=10, concurrency=3)
+
+def test_at_most_concurrency_requests_in_flight(enso):
+    enso.set_latency(0.02)
+    hook = EnsoHook()
+    seen = count_in_flight(hook)
+    report = hook.send_events(rows(300), batch_size=10, concurrency=3)
     assert report.success == 300
     assert report.batches == 30
-    assert peak == 3
-    assert in_flight == 0
+    assert seen["peak"] == 3
+    assert seen["now"] == 0
 
 
 def test_retried_batches_also_respect_concurrency(enso):
     enso.set_latency(0.02)
-    enso.inject("status", count=3, status=503)  # the first pipelined attempts fail
-    peak = 0
-    in_flight = 0
-    lock = threading.Lock()
+    enso.inject("status", count=3, status=503)  # the first attempts fail
     hook = EnsoHook()
-    post = hook.post_batch_body
-
-    def counting_post(body: bytes, *, sent: int, prior_attempts: int = 0):
-        nonlocal peak, in_flight
-        with lock:
-            in_flight += 1
-            peak = max(peak, in_flight)
-        try:
-            return post(body, sent=sent, prior_attempts=prior_attempts)
-        finally:
-            with lock:
-                in_flight -= 1
-
-    hook.post_batch_body = counting_post  # type: ignore[method-assign]
+    seen = count_in_flight(hook)
     report = hook.send_events(rows(300), batch_size=10, concurrency=3)
     assert report.success == 300
-    assert 1 < peak <= 3
+    assert 1 < seen["peak"] <= 3
     assert len(enso.events) == 300
 
 
@@ -195,18 +179,16 @@ def test_bad_delivery_options(kwargs):
         EnsoHook().send_events(rows(1), dry_run=True, **kwargs)
 
 
-def test_no_pipeline_behind_a_proxy(enso, monkeypatch):
-    # A proxy is the session's business (its pools tunnel or forward): first attempts then go through
-    # sender threads like every retry.
+def test_proxy_settings_are_read_once_from_the_environment(enso, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("NO_PROXY", "")
-    assert EnsoHook().open_pipeline(2) is None
+    assert EnsoHook().get_conn().proxies.get("http") == "http://127.0.0.1:9"
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    assert EnsoHook().open_pipeline(2) is not None
+    assert "http" not in EnsoHook().get_conn().proxies
 
 
-def test_pipelined_runs_hand_failures_to_the_retry_path_and_store_each_event_once(enso):
-    # Faults at the 3rd and 7th requests: a 502 page and a reset, both on pipelined first attempts.
+def test_faults_mid_run_are_retried_and_each_event_is_stored_once(enso):
+    # Faults at the 3rd and 7th requests: a 502 page and a reset.
     enso.inject("status", count=1, after=2, status=502, html=True)
     enso.inject("reset", count=1, after=6)
     report = EnsoHook().send_events(rows(200), batch_size=10, concurrency=3)
@@ -229,10 +211,15 @@ def test_a_record_resend_split_by_413_then_failing_counts_each_record_once(monke
         from enso_provider.events import EventMapper
 
         items = [EventMapper().map_one(r) for r in keyed(4)]
-        report = Delivery(EnsoHook(), sleep=no_wait, batch_size=4, concurrency=1).run(items)
-        assert (report.sent, report.success, report.failed) == (4, 3, 1)
+        delivery = Delivery(EnsoHook(), sleep=no_wait, batch_size=4, concurrency=1, record_retries=1)
+        report = delivery.run(items)
+        assert (report.sent, report.success, report.failed, report.undelivered) == (4, 3, 1, 1)
         assert report.success == len(enso.events)
-        assert [s["eventId"] for s in report.sample] == ["ev-000001"]
+        # The half whose re-send met a 500 keeps the code and status Enso gave it: still transient.
+        [undelivered] = report.sample
+        assert undelivered["eventId"] == "ev-000001"
+        assert undelivered["statusCode"] == 503
+        assert undelivered["code"] is not None
 
 
 def test_an_error_of_the_failure_callback_is_the_runs_error_and_nothing_is_sent_twice(enso):
@@ -257,26 +244,14 @@ def test_max_retries_zero_means_one_attempt(monkeypatch):
         assert enso.stats["batch_requests"] == 1
 
 
-def test_pipelined_answers_are_never_compressed_and_any_2xx_counts(enso):
+def test_answers_are_asked_uncompressed_and_any_2xx_counts(enso):
     hook = EnsoHook()
-    pipeline = hook.open_pipeline(2)
-    assert pipeline is not None
-    assert pipeline.headers["Accept-Encoding"] == "identity"
-    pipeline.close()
+    assert hook.get_conn().headers["Accept-Encoding"] == "identity"
     accepted = '{"summary": {"success": 5, "failed": 0, "total": 5}, "failedRecords": []}'
     enso.inject("status", 1, status=201, body=accepted)
     report = hook.send_events(rows(5))
     assert (report.success, report.failed) == (5, 0)
     assert enso.stats["batch_requests"] == 1  # a 201 is an answer, not a reason to post again
-
-
-def test_retry_after_is_read_whatever_its_case(enso):
-    from email.message import Message
-
-    headers = Message()
-    headers["retry-after"] = "7"
-    assert EnsoHook().first_retry_wait(503, headers) == 7.0
-    assert EnsoHook().first_retry_wait(400, headers) == 0.0
 
 
 def test_a_credential_with_a_control_character_is_refused_without_being_shown(monkeypatch, enso):
@@ -293,3 +268,33 @@ def test_a_credential_with_a_control_character_is_refused_without_being_shown(mo
         f'{{"conn_type": "enso", "host": "{enso.url}", "password": "{TOKEN}\\n"}}',
     )
     assert EnsoHook().send_events(rows(1)).success == 1
+
+
+def test_records_failed_transiently_stay_transient_whatever_their_resends_meet(monkeypatch):
+    from enso_provider.delivery import UNDELIVERED
+    from enso_provider.exceptions import EnsoUndeliveredError
+    from enso_provider.operators.policy import FailurePolicy
+
+    with EnsoEmulator(customers=["c1"], token=TOKEN) as enso:
+        conn = enso.connection_json(max_retries=1, backoff_factor=0.001, backoff_max=0.002)
+        monkeypatch.setenv("AIRFLOW_CONN_ENSO_DEFAULT", conn)
+        events = keyed(20)
+        failing = [f"ev-{i:06d}" for i in range(0, 20, 4)]
+        enso.fail_records(failing, status_code=503, times=100)
+        enso.inject("reset", 1000, after=1)  # every re-send round meets a network error
+        items = [EventMapper().map_one(r) for r in events]
+        report = Delivery(EnsoHook(), sleep=no_wait, record_retries=2).run(items)
+        assert (report.success, report.failed, report.undelivered) == (15, 5, 5)
+        assert len(enso.events) == 15
+        for record in report.sample:
+            # Enso's last code and status, never null: the replay's defaults pick 429/5xx records up.
+            assert record["code"] not in (None, UNDELIVERED)
+            assert record["statusCode"] == 503
+            assert "re-send" in record["error"]
+        # The operators' policy turns that into a retryable error (never AirflowFailException), even
+        # with a policy that tolerates any failure.
+        with pytest.raises(EnsoUndeliveredError, match="5 event") as info:
+            FailurePolicy(max_failures=None, on_breach="warn").enforce(report, logging.getLogger())
+        from enso_provider._compat import AirflowFailException
+
+        assert not isinstance(info.value, AirflowFailException)

@@ -52,7 +52,6 @@ FAST_RETRIES: dict[str, Any] = {
 TALLY: Counter[str] = Counter()
 #: Record re-send rounds of the delivery (its default), and their backoff in these tests.
 RECORD_RETRIES = 3
-RECORD_BACKOFF = 0.001
 
 
 class ReliabilityEmulator(EnsoEmulator):
@@ -326,8 +325,6 @@ class RecordingDelivery(Delivery):
     made: list[Delivery] = []
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # The record re-send backoff is not a connection setting: keep its real code path, shorten it.
-        kwargs.setdefault("record_backoff", RECORD_BACKOFF)
         super().__init__(*args, **kwargs)
         RecordingDelivery.made.append(self)
 

@@ -20,6 +20,7 @@ from enso_provider.exceptions import (
     EnsoConnectionError,
     EnsoResponseError,
     EnsoServerError,
+    EnsoUndeliveredError,
 )
 from enso_provider.hooks.enso import EnsoHook
 from tests.reliability.reliability_kit import (
@@ -137,9 +138,10 @@ FAULTS = [
         "malformed-wrong-shape", whole_request("malformed", variant="wrong_shape"), "retry", EnsoResponseError
     ),
     Fault("malformed-empty", whole_request("malformed", variant="empty"), "retry", EnsoResponseError),
-    # Records that keep failing are refused records: the policy (max_failures) fails the task.
-    Fault("record-503", per_record(503), "fail", Exception, record_times=(3, 4)),
-    Fault("record-429", per_record(429), "fail", Exception, record_times=(3, 4)),
+    # Records that keep failing transiently are undelivered, not refused: whatever the policy, the task
+    # ends with a retryable error, and its retry sends them again under the same eventIds.
+    Fault("record-503", per_record(503), "retry", EnsoUndeliveredError, record_times=(3, 4)),
+    Fault("record-429", per_record(429), "retry", EnsoUndeliveredError, record_times=(3, 4)),
     Fault("token-expiry", token_expiry, "retry", EnsoAuthError, auth="client_credentials"),
     # Stored, but the answer never arrives: the re-sends are what deterministic eventIds are for.
     Fault("answer-lost-reset", lost_answers("reset"), "retry", EnsoConnectionError, loses_answers=True),
@@ -228,16 +230,18 @@ def check_first_run(enso: ReliabilityEmulator, fault: Fault, first: Outcome, per
     assert report.success == stats.events_accepted - enso.lost_accepted
     assert report.batches == stats.batches - enso.lost_batches
     assert report.failed == stats.events_failed - enso.lost_failed - recovered
-    if first.state == "retry":
+    if first.state == "retry" and not isinstance(first.error, EnsoUndeliveredError):
         assert_accounting(report, complete=False)
         assert_subset_stored_once(enso, ROWS, EXPECTED_IDS, duplicates=fault.loses_answers)
         return
     assert_accounting(report, complete=True)
     extra = {"transient_failure": hit} if hit else {}
     assert report.failed == ROWS.refused + hit
+    assert report.undelivered == hit
     assert dict(report.errors) == ROWS.errors(**extra)
-    if first.state == "fail":
-        assert f"{ROWS.failures + hit} failed rows exceed max_failures={ROWS.failures}" in str(first.error)
+    if first.state == "retry":
+        # Undelivered records: the retry's error says how many, and they are not stored yet.
+        assert f"{hit} event(s) were failed transiently" in str(first.error)
         assert len(enso.events) == ROWS.accepted - hit
         assert_subset_stored_once(enso, ROWS, EXPECTED_IDS)
         return
