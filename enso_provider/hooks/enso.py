@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import requests
@@ -28,15 +28,14 @@ from enso_provider.exceptions import (
     EnsoConfigError,
     EnsoConnectionError,
     EnsoError,
-    EnsoRedirectError,
-    EnsoRequestError,
     EnsoResponseError,
     truncate,
 )
+from enso_provider.hooks.answers import AnswerCheck
 from enso_provider.hooks.auth import BearerAuth, TokenCache, access_token_from_login
 from enso_provider.hooks.form import connection_form_widgets, ui_field_behaviour
 from enso_provider.hooks.results import BatchResult, ResponseShapeError, parse_batch_response
-from enso_provider.hooks.retry import Transient, is_transient_status, parse_retry_after
+from enso_provider.hooks.retry import Transient
 from enso_provider.hooks.secrets import Scrubber
 from enso_provider.hooks.settings import EnsoSettings, settings_from_connection
 from enso_provider.hooks.transport import USER_AGENT, Answer, AnswerTooLarge, NetworkError, new_session, post
@@ -141,6 +140,10 @@ class EnsoHook(BaseHook):
         return self.settings.base_url
 
     @cached_property
+    def _answers(self) -> AnswerCheck:
+        return AnswerCheck(self.enso_conn_id, self.settings.base_url, self._scrub)
+
+    @cached_property
     def _token_cache(self) -> TokenCache | None:
         return TokenCache(self._login) if self.settings.client_key else None
 
@@ -177,7 +180,7 @@ class EnsoHook(BaseHook):
                     status_code=answer.status_code,
                     body=self._scrub(answer.text),
                 )
-            self._raise_unless_2xx(answer, "the token exchange")
+            self._answers.raise_unless_2xx(answer, "the token exchange")
             try:
                 return access_token_from_login(answer.json())
             except ValueError as err:
@@ -226,67 +229,6 @@ class EnsoHook(BaseHook):
         except AnswerTooLarge as err:
             raise Transient(str(err), kind=EnsoResponseError) from None
 
-    def _raise_unless_2xx(self, answer: Answer, what: str) -> None:
-        """Only a 2xx is an answer: raise for every other status (:class:`Transient` when worth a retry)."""
-        status = answer.status_code
-        if 200 <= status < 300:
-            return
-        if status < 200:
-            # http.client skips 100 Continue itself; any other 1xx where a final answer was due.
-            raise self._malformed(
-                answer, f"an informational HTTP {status} instead of an answer", EnsoResponseError
-            )
-        if status < 400:
-            raise EnsoRedirectError(
-                f"Enso at {self.settings.base_url} answered {what} with a redirect (HTTP {status}"
-                + (
-                    f" to {truncate(self._scrub(_without_query(answer.location)), 200)}"
-                    if answer.location
-                    else ""
-                )
-                + "), which is never followed (the token must not travel elsewhere). "
-                "Set the connection's Host to the API's final base URL.",
-                status_code=status,
-            )
-        if is_transient_status(status):
-            raise Transient(
-                f"HTTP {status}",
-                status_code=status,
-                retry_after=parse_retry_after(answer.headers.get("Retry-After")),
-                body=truncate(self._scrub(answer.text)),
-                code=self._error_code(answer),
-            )
-        if status in (401, 403):
-            raise EnsoAuthError(
-                f"Enso refused the credentials of connection {self.enso_conn_id!r} (HTTP {status}).",
-                status_code=status,
-                code=self._error_code(answer),
-                body=self._scrub(answer.text),
-            )
-        self._raise_request_error(answer, what)
-
-    def _raise_request_error(self, answer: Answer, what: str) -> NoReturn:
-        code = self._error_code(answer)
-        raise EnsoRequestError(
-            f"Enso rejected {what} with HTTP {answer.status_code}"
-            + (f" (code {code})" if code is not None else "")
-            + f": {truncate(self._scrub(_error_message(answer)), 200)}",
-            status_code=answer.status_code,
-            code=code,
-            body=self._scrub(answer.text),
-        )
-
-    def _malformed(self, answer: Answer, reason: str, kind: type[EnsoError]) -> Transient:
-        """An answer that is not what was asked for: retried, then raised as ``kind``."""
-        return Transient(
-            reason, status_code=answer.status_code, body=truncate(self._scrub(answer.text)), kind=kind
-        )
-
-    def _error_code(self, answer: Answer) -> int | str | None:
-        code = _error_code(answer)
-        # A code is text from the server too: it lands in messages, reports and XCom.
-        return self._scrub(code) if isinstance(code, str) else code
-
     # -- the batch API -------------------------------------------------------------------------------
 
     def post_batch_body(self, body: bytes, *, sent: int) -> BatchResult:
@@ -309,11 +251,13 @@ class EnsoHook(BaseHook):
 
         def attempt() -> BatchResult:
             answer = self._post(url, body, auth=self._auth)
-            self._raise_unless_2xx(answer, f"a batch of {sent} events")
+            self._answers.raise_unless_2xx(answer, f"a batch of {sent} events")
             try:
                 return self._scrub_records(parse_batch_response(orjson.loads(answer.content), sent=sent))
             except (orjson.JSONDecodeError, ResponseShapeError) as err:
-                raise self._malformed(answer, f"malformed answer ({err})", EnsoResponseError) from None
+                raise self._answers.malformed(
+                    answer, f"malformed answer ({err})", EnsoResponseError
+                ) from None
 
         return self.settings.policy.call(attempt, what="batch request", log=self.log, sleep=self._sleep)
 
@@ -434,7 +378,7 @@ class EnsoHook(BaseHook):
             answer = self._post(f"{settings.base_url}{EVENTS_PATH}", b'{"events":[]}', auth=self._auth)
             if answer.status_code == 400 or 200 <= answer.status_code < 300:
                 return True, f"Connected to Enso at {settings.base_url} and authenticated."
-            self._raise_unless_2xx(answer, "the connection test")
+            self._answers.raise_unless_2xx(answer, "the connection test")
             return False, f"Enso at {settings.base_url} answered HTTP {answer.status_code}."
         except Transient as err:
             if err.status_code is not None:
@@ -460,34 +404,3 @@ def _as_items(
         if mapper is None:
             mapper = EventMapper(namespace=namespace)
         yield mapper.map_one(item)
-
-
-def _without_query(url: str | None) -> str:
-    return (url or "").split("?", 1)[0].split("#", 1)[0]
-
-
-def _json_or_none(answer: Answer) -> Any:
-    try:
-        return orjson.loads(answer.content)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _error_code(answer: Answer) -> int | str | None:
-    body = _json_or_none(answer)
-    if not isinstance(body, dict):
-        return None
-    for source in (body, body.get("data"), body.get("error")):
-        if isinstance(source, dict) and source.get("code") is not None:
-            code = source["code"]
-            return code if isinstance(code, (int, str)) and not isinstance(code, bool) else str(code)
-    return None
-
-
-def _error_message(answer: Answer) -> str:
-    body = _json_or_none(answer)
-    if isinstance(body, dict):
-        for key in ("message", "error", "detail"):
-            if isinstance(body.get(key), str):
-                return body[key]
-    return answer.text
