@@ -31,6 +31,8 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_RECORD_RETRIES = 3
 #: How many failures a report keeps whole; the rest are counted by code.
 SAMPLE_SIZE = 20
+#: How many failures of one code the sample keeps, so that every code present gets a place.
+SAMPLE_PER_CODE = 3
 #: Seconds between two progress lines in the task log.
 PROGRESS_INTERVAL = 15.0
 
@@ -139,7 +141,8 @@ class DeliveryReport:
         round: not refused, only not delivered yet.
     :param batches: requests that carried events (re-sends included).
     :param errors: failures counted by code.
-    :param sample: the first failures, whole.
+    :param sample: a few failures of every code present (at most ``SAMPLE_PER_CODE`` of one code,
+        ``SAMPLE_SIZE`` in all), whole, in the order they came.
     :param dry_run: nothing was posted; ``sent`` counts what would have been.
     """
 
@@ -161,9 +164,26 @@ class DeliveryReport:
         return self.failed + self.invalid
 
     def record(self, failure: Failure) -> None:
-        self.errors[str(failure.code)] += 1
-        if len(self.sample) < SAMPLE_SIZE:
-            self.sample.append(failure.as_record())
+        """Count a failure by code, and keep it whole if its code has fewer than a few in the sample."""
+        code = str(failure.code)
+        self.errors[code] += 1
+        seen = self.errors[code]
+        if seen > SAMPLE_PER_CODE:
+            return  # the common case of a long run: this code's few are in
+        sample = self.sample
+        if len(sample) < SAMPLE_SIZE:
+            sample.append(failure.as_record())
+            return
+        if seen > 1:
+            return  # full: only a code not shown yet earns a place
+        # Make room: drop the latest failure of the code shown most often, if it shows more than one.
+        shown = Counter(str(s["code"]) for s in sample)
+        crowded, count = shown.most_common(1)[0]
+        if count < 2:
+            return  # as many codes as places
+        last = max(i for i, s in enumerate(sample) if str(s["code"]) == crowded)
+        del sample[last]
+        sample.append(failure.as_record())
 
     def as_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready values (XCom)."""

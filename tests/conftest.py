@@ -9,6 +9,10 @@ from typing import Any
 
 import pytest
 
+# The provider's pytest plugin is opt-in (installing the provider loads nothing into pytest): the
+# emulator's own tests use its enso_emulator and enso_connection fixtures.
+pytest_plugins = ["enso_provider.testing.pytest_plugin"]
+
 # Airflow reads its configuration at import: isolate it before any test module imports airflow.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="enso-airflow-home-"))
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)

@@ -1258,7 +1258,11 @@ def _mapped_fields(vals: Any, plan: _Plan) -> dict[str, Any] | None:
             if i >= 0:
                 event[field] = json_safe(vals[i])
         if plan.meta:
-            event["_metadata_columns"] = {name: json_safe(vals[i]) for name, i in plan.meta}
+            # Under the field they become part of (on top of a mapped object, as in the event).
+            columns = {name: json_safe(vals[i]) for name, i in plan.meta}
+            mapped = event.get(METADATA)
+            if mapped is None or isinstance(mapped, dict):
+                event[METADATA] = {**(mapped or {}), **columns}
         return event
     except Exception:
         return None

@@ -22,6 +22,7 @@ from enso_provider.hooks.enso import EnsoHook
 from enso_provider.operators.policy import FailurePolicy
 from enso_provider.operators.rejected import RejectedRecordsWriter, check_writable
 from enso_provider.operators.report import log_report
+from enso_provider.operators.rows import as_rows, unwrap
 from enso_provider.sources import SqlChunks
 
 if TYPE_CHECKING:
@@ -60,7 +61,9 @@ class EnsoBatchEventsOperator(BaseOperator):
 
     Source (exactly one):
 
-    :param events: a list of mappings, or an XComArg such as ``upstream.output``. (templated)
+    :param events: a list of mappings, or an XComArg such as ``upstream.output`` (resolved at run time).
+        The rows are data, never templates: their strings are sent as written, and Airflow's
+        rendered view of this field is a summary (the row count and the first row's keys).
     :param sql: one SELECT, or a path to a ``.sql`` file. (templated)
     :param sql_conn_id: the Airflow connection the SQL runs on; any connection whose hook is a
         ``DbApiHook`` (PostgreSQL, MySQL/MariaDB, SQLite, Snowflake, BigQuery, ...).
@@ -166,6 +169,17 @@ class EnsoBatchEventsOperator(BaseOperator):
         self.is_dry_run = dry_run
         self.rejected_records_path = rejected_records_path
 
+    # `events` stays a template field, so that Airflow resolves an XComArg there and sets the upstream
+    # dependency; held in EventRows, the rows themselves are never rendered (see operators/rows.py).
+    @property
+    def events(self) -> Any:
+        """The rows (held as :class:`~enso_provider.operators.rows.EventRows`), an XComArg, or None."""
+        return self._events
+
+    @events.setter
+    def events(self, value: Any) -> None:
+        self._events = as_rows(value)
+
     @cached_property
     def hook(self) -> EnsoHook:
         """The Enso hook (built on first use, in ``execute``)."""
@@ -174,7 +188,8 @@ class EnsoBatchEventsOperator(BaseOperator):
     # -- argument checks, at execute time ----------------------------------------------------------------
 
     def _check_arguments(self) -> FailurePolicy:
-        has_events = self.events is not None
+        rows = unwrap(self.events)
+        has_events = rows is not None
         has_sql = bool(self.sql and str(self.sql).strip())
         if has_events == has_sql:
             raise AirflowFailException(
@@ -183,9 +198,10 @@ class EnsoBatchEventsOperator(BaseOperator):
             )
         if has_sql and not self.sql_conn_id:
             raise AirflowFailException("`sql` needs `sql_conn_id`, the connection to run it on.")
-        if has_events and isinstance(self.events, (str, bytes, Mapping)):
+        if has_events and isinstance(rows, (str, bytes, Mapping)):
             raise AirflowFailException(
-                f"`events` must be a list of mappings, got a {type(self.events).__name__}."
+                f"`events` must be a list of mappings, got a {type(rows).__name__} (it is never "
+                "rendered as a template: pass rows, or an XComArg such as upstream.output)."
             )
         if self.fetch_size is not None and (
             isinstance(self.fetch_size, bool) or not isinstance(self.fetch_size, int) or self.fetch_size < 1
@@ -231,8 +247,8 @@ class EnsoBatchEventsOperator(BaseOperator):
         return ItemChunks(self._item_lists(mapper))
 
     def _item_lists(self, mapper: EventMapper) -> Iterator[list[Event | Rejection]]:
-        if self.events is not None:
-            rows = self.events
+        rows = unwrap(self.events)
+        if rows is not None:
             if not isinstance(rows, Iterable):
                 raise AirflowFailException(f"`events` must be a list of mappings, got {type(rows).__name__}")
             yield from mapper.map_chunks(rows)

@@ -381,7 +381,7 @@ class EnsoReplayRejectedOperator(BaseOperator):
         written = self._finish(partial, output)
         result = report.as_dict()
         result["rejected_records_path"] = output_url if written else None
-        log_report(self.log, result)
+        log_report(self.log, result, unit="records")
         if state.corrupt:
             self.log.warning("%s corrupt line(s) in the sources, kept in the output as is.", state.corrupt)
         if report.total == 0:

@@ -1,9 +1,10 @@
 """
 Run the Enso emulator in the foreground.
 
-``python -m enso_provider.testing --port 8080 --customers c1,c2 --token demo``
-prints one line, ``Enso emulator listening on http://127.0.0.1:8080 (customers: 2)``,
-and serves until Ctrl-C or SIGTERM, then exits with status 0.
+``python -m enso_provider.testing --customers c1,c2 --token demo`` binds a free port
+(``--port`` for a fixed one), prints one line,
+``Enso emulator listening on http://127.0.0.1:40213 (customers: 2)``, and serves until
+Ctrl-C or SIGTERM, then exits with status 0.
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m enso_provider.testing", description="Serve a local emulator of the Enso API."
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    # Not 8080: that is Airflow's api-server, which a user testing a DAG is likely to run beside it.
     parser.add_argument(
-        "--port", type=int, default=8080, help="port to bind; 0 picks a free one (default: 8080)"
+        "--port", type=int, default=0, help="port to bind (default: 0, a free one; the banner names it)"
     )
     parser.add_argument("--customers", default="", help="comma-separated customer entity ids that exist")
+    parser.add_argument(
+        "--any-customer", action="store_true", help="every non-empty customer entity id exists"
+    )
     parser.add_argument("--token", default=None, help="a static Bearer token to accept")
     parser.add_argument("--client-key", default=None, help="client key accepted by /auth/system-login")
     parser.add_argument("--client-secret", default=None, help="client secret that goes with --client-key")
@@ -48,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     customers = [c.strip() for c in args.customers.split(",") if c.strip()]
     emulator = EnsoEmulator(
         customers=customers,
+        any_customer=args.any_customer,
         token=args.token,
         client_key=args.client_key,
         client_secret=args.client_secret,
@@ -70,10 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Enso emulator: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
     # Credentials are never printed, not even the ones given on the command line.
-    print(f"Enso emulator listening on {emulator.url} (customers: {len(customers)})", flush=True)
+    known = "any" if args.any_customer else len(customers)
+    print(f"Enso emulator listening on {emulator.url} (customers: {known})", flush=True)
     try:
         # A timed wait, so the signal handler's flag is seen promptly on every platform.
-        while not stop.wait(0.5):
+        while not stop.wait(0.1):
             pass
     finally:
         emulator.stop()

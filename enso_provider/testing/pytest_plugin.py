@@ -1,9 +1,12 @@
 """
 pytest plugin of the Enso provider: the ``enso_emulator`` fixture.
 
-Active wherever ``airflow-provider-enso`` is installed (a ``pytest11`` entry
-point). It imports only the emulator (standard library and ``orjson``), never
-Airflow, so it costs nothing to test sessions that do not use it.
+Opt-in: installing the provider loads nothing into pytest. A project enables
+it in its top-level ``conftest.py``::
+
+    pytest_plugins = ["enso_provider.testing.pytest_plugin"]
+
+It imports only the emulator (standard library and ``orjson``), never Airflow.
 """
 
 from __future__ import annotations

@@ -64,8 +64,7 @@ def test_importing_the_plugin_and_emulator_does_not_import_airflow() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-def test_fixture_works_in_a_users_project(tmp_path: Path) -> None:
-    # A user's project: the plugin is active only because the package is installed.
+def _users_project(tmp_path: Path, conftest: str | None) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_user.py").write_text(
         textwrap.dedent(
             """
@@ -79,12 +78,25 @@ def test_fixture_works_in_a_users_project(tmp_path: Path) -> None:
             """
         )
     )
-    result = subprocess.run(
+    if conftest is not None:
+        (tmp_path / "conftest.py").write_text(conftest)
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "--strict-markers", "-p", "no:cacheprovider", str(tmp_path)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_fixture_works_in_a_users_project_that_opts_in(tmp_path: Path) -> None:
+    result = _users_project(tmp_path, 'pytest_plugins = ["enso_provider.testing.pytest_plugin"]\n')
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+def test_installing_the_provider_loads_no_plugin_into_pytest(tmp_path: Path) -> None:
+    # Without the opt-in, neither the fixture nor the marker exist: nothing was loaded.
+    result = _users_project(tmp_path, None)
+    assert result.returncode != 0
+    assert "'enso_emulator' not found" in result.stdout + result.stderr
