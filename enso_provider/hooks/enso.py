@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import orjson
 import requests
 import urllib3
-from airflow.sdk import BaseHook
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
@@ -49,6 +48,7 @@ from enso_provider.hooks.auth import TokenCache, access_token_from_login
 from enso_provider.hooks.pipeline import PipelinedPoster
 from enso_provider.hooks.results import BatchResult, ResponseShapeError, parse_batch_response
 from enso_provider.hooks.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from enso_provider.version_compat import BaseHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
