@@ -32,21 +32,22 @@ DESELECT=(-k "not postgres and not mariadb")
 in_ci() { [[ "${CI:-}" =~ ^(1|true|yes)$ ]]; }
 say() { echo "compat-matrix: $*" >&2; }
 
-# The interpreter of a Python minor: pythonX.Y on PATH, else the newest pyenv build of it.
+# The interpreter of a Python minor: the newest pyenv build of it, else pythonX.Y on PATH; checked by
+# running it (a pyenv shim of a version that is not active exists on PATH but does not run).
 find_python() {
-    local version=$1 candidate prefix
-    if candidate=$(command -v "python$version" 2>/dev/null); then
-        echo "$candidate"
-        return 0
-    fi
+    local version=$1 candidate="" prefix
     if command -v pyenv >/dev/null; then
         candidate=$(pyenv versions --bare 2>/dev/null | grep -E "^${version//./\\.}\.[0-9]+$" | sort -V | tail -n 1)
         if [[ -n "$candidate" ]] && prefix=$(pyenv prefix "$candidate" 2>/dev/null); then
-            echo "$prefix/bin/python"
-            return 0
+            candidate=$prefix/bin/python
+        else
+            candidate=""
         fi
     fi
-    return 1
+    [[ -n "$candidate" ]] || candidate=$(command -v "python$version" 2>/dev/null) || return 1
+    "$candidate" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$version'.split('.'))))" \
+        2>/dev/null || return 1
+    echo "$candidate"
 }
 
 work=${COMPAT_DIR:-}
