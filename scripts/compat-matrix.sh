@@ -115,7 +115,7 @@ EOF
         failed+=("$minor")
         continue
     fi
-    if (cd "$src" && "$venv/bin/python" -m pytest -q "${SUBSET[@]}" "${DESELECT[@]}"); then
+    if (cd "$src" && "$venv/bin/python" -m pytest -q --durations=5 "${SUBSET[@]}" "${DESELECT[@]}"); then
         say "Airflow $minor on Python $python: passed in $((SECONDS - started)) s"
     else
         say "Airflow $minor on Python $python: FAILED after $((SECONDS - started)) s"
