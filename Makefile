@@ -5,10 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit demo bench bench-emulator screenshots clean
+.PHONY: install test lint typecheck unit demo bench bench-emulator screenshots clean package compat
 
 # The venv is (re)built when missing or when the pinned set or the package metadata changed.
-$(STAMP): pyproject.toml constraints.txt setup.py enso_provider/events/_speedups.c
+$(STAMP): pyproject.toml constraints.txt
 	@bash scripts/system-deps.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -49,3 +49,10 @@ screenshots: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .airflow_home .demo .bench build *.egg-info
+
+# CI's extra checks (.ci/run): the wheel users install, and the Airflow minors below the pinned one.
+package: $(STAMP)
+	bash scripts/check-package.sh
+
+compat: $(STAMP)
+	bash scripts/compat-matrix.sh

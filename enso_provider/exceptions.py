@@ -11,7 +11,7 @@ from typing import Any
 
 from airflow.exceptions import AirflowException
 
-from enso_provider._compat import AirflowFailException
+from enso_provider.version_compat import AirflowFailException
 
 #: Longest response body kept on an exception or in a log line.
 BODY_LIMIT = 500

@@ -31,9 +31,10 @@ from __future__ import annotations
 import os
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable
+from airflow.sdk import DAG
 
 from enso_provider.operators.replay import EnsoReplayRejectedOperator
+from enso_provider.version_compat import CronDataIntervalTimetable
 
 REJECTED_BASE = os.environ.get("ENSO_REJECTED_RECORDS_BASE", "file:///tmp/enso/rejected")
 HOURLY_FILES = REJECTED_BASE + "/enso_usage_sql_hourly/{{ data_interval_start | ds_nodash }}T*.jsonl"

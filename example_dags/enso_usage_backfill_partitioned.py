@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, task
+from airflow.sdk import DAG, task
 
 from enso_provider.operators.batch_events import EnsoBatchEventsOperator
+from enso_provider.version_compat import CronDataIntervalTimetable
 
 USAGE_CONN_ID = os.environ.get("ENSO_USAGE_CONN_ID", "usage_db")
 

@@ -8,9 +8,10 @@ Any task that returns a list of mappings (``df.to_dict("records")`` included) ca
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, task
+from airflow.sdk import DAG, task
 
 from enso_provider.operators.batch_events import EnsoBatchEventsOperator
+from enso_provider.version_compat import CronDataIntervalTimetable
 
 with DAG(
     dag_id="enso_usage_from_xcom",

@@ -44,7 +44,7 @@ def airflow_db() -> Path:
 @pytest.fixture(scope="session")
 def dagbag(airflow_db: Path) -> Any:
     """Every DAG of the session's dags folder (the example DAGs and tests/dags), parsed once."""
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_compat import DagBag
 
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     assert bag.import_errors == {}

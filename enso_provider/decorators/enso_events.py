@@ -17,15 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk.bases.decorator import (
-    DecoratedOperator,
-    TaskDecorator,
-    determine_kwargs,
-    task_decorator_factory,
-)
-from airflow.sdk.definitions.context import context_merge
+from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
 
 from enso_provider.operators.batch_events import EnsoBatchEventsOperator
+from enso_provider.version_compat import context_merge, determine_kwargs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

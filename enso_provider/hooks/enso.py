@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import requests
-from airflow.sdk import BaseHook
 
 from enso_provider.delivery import (
     DEFAULT_BATCH_SIZE,
@@ -39,6 +38,7 @@ from enso_provider.hooks.retry import Transient
 from enso_provider.hooks.secrets import Scrubber
 from enso_provider.hooks.settings import EnsoSettings, settings_from_connection
 from enso_provider.hooks.transport import USER_AGENT, Answer, AnswerTooLarge, NetworkError, new_session, post
+from enso_provider.version_compat import BaseHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

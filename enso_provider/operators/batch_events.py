@@ -6,9 +6,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk import BaseOperator
 
-from enso_provider._compat import AirflowFailException
 from enso_provider.delivery import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENCY,
@@ -24,6 +23,7 @@ from enso_provider.operators.rejected import RejectedRecordsWriter, check_writab
 from enso_provider.operators.report import log_report
 from enso_provider.operators.rows import as_rows, unwrap
 from enso_provider.sources import SqlChunks
+from enso_provider.version_compat import AirflowFailException, BaseHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -79,8 +79,9 @@ def sql_source_lineage(sql: str, conn_id: str) -> OperatorLineage | None:
     :param conn_id: the SQL connection's id.
     """
     from airflow.providers.openlineage.sqlparser import DatabaseInfo, SQLParser
-    from airflow.sdk import BaseHook
     from openlineage.client.facet_v2 import sql_job
+
+    from enso_provider.version_compat import BaseHook
 
     connection = BaseHook.get_connection(conn_id)
     hook: Any = connection.get_hook()

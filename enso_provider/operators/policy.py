@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from enso_provider._compat import AirflowFailException
 from enso_provider.exceptions import EnsoUndeliveredError
+from enso_provider.version_compat import AirflowFailException
 
 if TYPE_CHECKING:
     from enso_provider.delivery import DeliveryReport

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from airflow.sdk import BaseOperator
 
-from enso_provider._compat import AirflowFailException
 from enso_provider.delivery import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENCY,
@@ -26,6 +25,7 @@ from enso_provider.hooks.enso import EnsoHook
 from enso_provider.operators.policy import FailurePolicy
 from enso_provider.operators.rejected import PARTIAL_SUFFIX, RejectedRecordsWriter, as_url
 from enso_provider.operators.report import log_report
+from enso_provider.version_compat import AirflowFailException
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath

@@ -26,7 +26,7 @@ def enso(monkeypatch: pytest.MonkeyPatch) -> Iterator[EnsoEmulator]:
 @pytest.fixture(scope="session")
 def decorator_dagbag(airflow_db: Path) -> Any:
     """The decorator test DAGs, parsed from the session's dags folder (where tests/conftest.py links them)."""
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_compat import DagBag
 
     path = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "enso_test_decorator_dags.py"
     bag = DagBag(dag_folder=str(path))

@@ -39,8 +39,9 @@ def main(work: Path) -> int:
         os.environ["AIRFLOW_CONN_ENSO_DEFAULT"] = enso.connection_json()
         os.environ["AIRFLOW_CONN_USAGE_DB"] = json.dumps({"conn_type": "sqlite", "host": str(usage)})
         os.environ["ENSO_REJECTED_RECORDS_BASE"] = f"file://{work / 'rejected'}"
-        from airflow.dag_processing.dagbag import DagBag
         from airflow.utils import db
+
+        from tests.airflow_compat import DagBag
 
         db.resetdb()
         path = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "enso_usage_sql_hourly.py"

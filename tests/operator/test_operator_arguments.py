@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pendulum
 import pytest
 
-from enso_provider._compat import AirflowFailException
 from enso_provider.operators.batch_events import EnsoBatchEventsOperator, run_namespace
+from enso_provider.version_compat import AirflowFailException
 
 
 def context(map_index: int = -1, start=None, end=None, run_id: str = "manual__1") -> dict:
@@ -19,7 +19,7 @@ def context(map_index: int = -1, start=None, end=None, run_id: str = "manual__1"
 
 
 def test_init_does_no_io(monkeypatch):
-    from airflow.sdk import BaseHook
+    from enso_provider.version_compat import BaseHook
 
     def boom(*args, **kwargs):
         raise AssertionError("I/O at parse time")

@@ -99,7 +99,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # dag.test() needs the metadata database; the DAG bag is shared by the dag.test modules.
 @pytest.fixture(scope="session")
 def reliability_dagbag(airflow_db: Any) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_compat import DagBag
 
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     assert bag.import_errors == {}

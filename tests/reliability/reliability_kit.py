@@ -18,7 +18,6 @@ from typing import Any
 
 import orjson
 import pendulum
-from airflow.sdk.exceptions import AirflowFailException
 
 from enso_provider.delivery import Delivery, DeliveryReport
 from enso_provider.events import Event, EventMapper
@@ -26,6 +25,7 @@ from enso_provider.operators.batch_events import EnsoBatchEventsOperator
 from enso_provider.testing import EnsoEmulator
 from enso_provider.testing.faults import FaultQueue, make_fault
 from enso_provider.testing.server import Request, Response
+from enso_provider.version_compat import AirflowFailException
 
 # Distinctive, so that a sighting anywhere is unambiguous (and never a substring of anything else).
 SECRET_TOKEN = "enso-api-token-R3L14B1L1TY-7f3c9e1d4b2a"

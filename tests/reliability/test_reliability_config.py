@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from enso_provider.exceptions import EnsoConfigError
 from enso_provider.operators.batch_events import EnsoBatchEventsOperator
+from enso_provider.version_compat import AirflowFailException, AirflowNotFoundException
 from tests.reliability.reliability_kit import ReliabilityEmulator, run_operator, task_context, usage_rows
 
 CONTEXT = task_context(dag_id="reliability_config")

@@ -27,7 +27,9 @@ DAY2 = DAY1.add(days=1)
 
 
 def test_the_example_dag_parses_without_io(dagbag, monkeypatch):
-    from airflow.sdk import BaseHook, ObjectStoragePath
+    from airflow.sdk import ObjectStoragePath
+
+    from enso_provider.version_compat import BaseHook
 
     def boom(*args, **kwargs):
         raise AssertionError("I/O at parse time")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from enso_provider._compat import AirflowFailException
 from enso_provider.operators.replay import EnsoReplayRejectedOperator
+from enso_provider.version_compat import AirflowFailException
 from tests.replay.records import (
     accounting_holds,
     enso_record,
@@ -74,7 +74,7 @@ def test_a_dry_run_posts_nothing_and_writes_no_output(enso, source, tmp_path):
 
 
 def test_init_does_no_io(monkeypatch):
-    from airflow.sdk import BaseHook
+    from enso_provider.version_compat import BaseHook
 
     def boom(*args, **kwargs):
         raise AssertionError("I/O at parse time")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from enso_provider._compat import AirflowFailException
 from enso_provider.exceptions import EnsoError
+from enso_provider.version_compat import AirflowFailException
 from tests.replay.records import (
     accounting_holds,
     enso_record,
