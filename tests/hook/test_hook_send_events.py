@@ -295,6 +295,6 @@ def test_records_failed_transiently_stay_transient_whatever_their_resends_meet(m
         # with a policy that tolerates any failure.
         with pytest.raises(EnsoUndeliveredError, match="5 event") as info:
             FailurePolicy(max_failures=None, on_breach="warn").enforce(report, logging.getLogger())
-        from enso_provider._compat import AirflowFailException
+        from enso_provider.version_compat import AirflowFailException
 
         assert not isinstance(info.value, AirflowFailException)

@@ -27,7 +27,7 @@ PROVIDED_BY_CALLER = {
     "MySQLdb": "enso_provider/sources.py",
     "pymysql": "enso_provider/sources.py",
     # The connection form's widgets, asked for by Airflow's UI only.
-    "wtforms": "enso_provider/hooks/enso.py",
+    "wtforms": "enso_provider/hooks/form.py",
     # The opt-in pytest plugin, loaded by pytest only (pytest_plugins = [...]).
     "pytest": "enso_provider/testing/pytest_plugin.py",
 }
