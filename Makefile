@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit demo bench bench-emulator screenshots clean package compat
+.PHONY: install test lint typecheck unit demo bench bench-quick bench-emulator screenshots clean package compat
 
 # The venv is (re)built when missing or when the pinned set or the package metadata changed.
 $(STAMP): pyproject.toml constraints.txt
@@ -34,10 +34,15 @@ unit: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-# Throughput and memory: ceiling vs naive baseline vs the operator (ROWS=1000000 by default).
+# Users' data (PostgreSQL and SQLite): ceiling vs naive job vs the operator, the mapper alone, latency
+# and concurrency (ROWS=1000000 and REPEAT=3 by default). Figures in .bench/results.json.
 ROWS ?= 1000000
+REPEAT ?= 3
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_pipeline.py --rows $(ROWS)
+	$(BIN)/python benchmarks/bench.py --rows $(ROWS) --repeat $(REPEAT)
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/bench.py --quick --repeat 1
 
 bench-emulator: $(STAMP)
 	$(BIN)/python benchmarks/bench_emulator.py --events $(ROWS)

@@ -1,0 +1,227 @@
+"""
+`make bench`: the operator on users' data, side by side with a naive job and the ceiling.
+
+Builds (or reuses) a usage table of ``--rows`` rows on the local PostgreSQL server and its copy in
+SQLite (see ``usage_data.py``), starts the emulator in its own process (``--no-store``, emptied
+before every run), and for each source runs, each in a fresh process (``clients.py``):
+
+(a) ceiling   pre-encoded 500-event bodies posted over one bare keep-alive ``http.client`` connection;
+(b) naive     ``fetchall``, a dict per row, ``isoformat()``/``pendulum``, ``json.dumps(default=str)``,
+              Airflow's ``HttpHook.run`` per 500 events;
+(c) operator  ``EnsoBatchEventsOperator`` reading with ``sql_conn_id``, default settings;
+
+then (c) on ``--small-rows`` rows (peak RSS growth), the mapper alone on rows fetched into memory,
+and (c) at emulator latency 0 ms and 50 ms with concurrency 1, 4 and 8 on ``--latency-rows`` rows.
+Each figure is the fastest of ``--repeat`` runs. Prints a table; writes the figures as JSON.
+
+    python benchmarks/bench.py [--rows 1000000] [--quick] [--repeat 3] [--json .bench/results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import report  # noqa: E402
+import usage_data  # noqa: E402
+
+ROOT = HERE.parent
+SOURCES = ("postgres", "sqlite")
+
+
+@contextmanager
+def emulator(latency: float = 0.0) -> Iterator[str]:
+    """The emulator CLI in its own process (its CPU is not the client's); yields its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "enso_provider.testing", "--port", str(port), "--token", usage_data.TOKEN]
+    cmd += ["--no-store", "--latency", str(latency), "--customers", ",".join(usage_data.customer_ids())]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        if "listening" not in banner:
+            raise RuntimeError(f"emulator did not start: {banner!r}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _reset(url: str) -> None:
+    request = urllib.request.Request(f"{url}/_emulator/reset", method="POST")
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+class Runner:
+    """Runs clients in fresh processes against one set of tables, checking every row is accounted for."""
+
+    def __init__(self, tables: usage_data.Tables, repeat: int) -> None:
+        self.tables = tables
+        self.repeat = repeat
+
+    def run(self, client: str, source: str, url: str, rows: int, **options: Any) -> dict[str, Any]:
+        """The fastest of ``repeat`` runs of one client (the peak RSS is the largest seen)."""
+        conn = self.tables.postgres_conn_json() if source == "postgres" else self.tables.sqlite_conn_json()
+        spec = {
+            "client": client,
+            "source": source,
+            "rows": rows,
+            "url": url,
+            "conn": conn,
+            "options": options,
+        }
+        runs = []
+        for _ in range(self.repeat):
+            _reset(url)
+            out = subprocess.run(
+                [sys.executable, str(HERE / "clients.py"), json.dumps(spec)],
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "PYTHONPATH": str(HERE)},
+            )
+            if out.returncode != 0:
+                raise RuntimeError(f"{client} on {source} failed:\n{out.stderr[-4000:]}")
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            check_accounted(client, source, rows, result)
+            runs.append(result)
+        best = min(runs, key=lambda r: r["wall"])
+        best["peak_mb"] = max(r["peak_mb"] for r in runs)
+        best["runs"] = len(runs)
+        best["walls"] = [round(r["wall"], 3) for r in runs]
+        return best
+
+
+def check_accounted(client: str, source: str, rows: int, result: dict[str, Any]) -> None:
+    """Every row is accepted, refused by Enso or rejected before sending; the bad kinds are where expected."""
+    total = result["success"] + result["failed"] + result["invalid"]
+    if total != rows:
+        raise RuntimeError(f"{client} on {source}: {total} rows accounted for, not {rows}: {result}")
+    if client in ("operator", "mapper"):
+        bad = usage_data.bad_row_counts(rows)
+        refused = sum(bad[k] for k in usage_data.REFUSED_BY_ENSO)
+        local = sum(bad.values()) - refused
+        expected = (local, refused if client == "operator" else 0)
+        if (result["invalid"], result["failed"]) != expected:
+            raise RuntimeError(f"{client} on {source}: invalid/failed {result} != {expected}")
+
+
+def machine() -> dict[str, Any]:
+    """The machine and the state it was in."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    import platform
+
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "python": platform.python_version(),
+        "commit": commit or "unknown",
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the big runs")
+    parser.add_argument("--small-rows", type=int, default=100_000, help="rows of the RSS-growth baseline")
+    parser.add_argument("--mapper-rows", type=int, default=200_000, help="rows the mapper alone maps")
+    parser.add_argument("--latency-rows", type=int, default=50_000, help="rows of the latency grid")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each client; the fastest counts")
+    parser.add_argument("--quick", action="store_true", help="20k rows, a quick look")
+    parser.add_argument("--sources", default=",".join(SOURCES), help="postgres,sqlite or one of them")
+    parser.add_argument("--skip-naive", action="store_true", help="leave out the (slow) naive job")
+    parser.add_argument("--latencies", default="0,50", help="emulator latencies of the grid, ms")
+    parser.add_argument("--concurrencies", default="1,4,8", help="concurrencies of the grid")
+    parser.add_argument("--database", default=usage_data.DATABASE, help="PostgreSQL database of the table")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=ROOT / ".bench", help="where the SQLite copy is kept"
+    )
+    parser.add_argument("--json", type=Path, default=ROOT / ".bench" / "results.json")
+    args = parser.parse_args()
+    if args.quick:
+        args.rows = min(args.rows, 20_000)
+    args.small_rows = min(args.small_rows, max(1, args.rows // 10))
+    args.mapper_rows = min(args.mapper_rows, args.rows)
+    args.latency_rows = min(args.latency_rows, args.rows)
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement; returns the results (also what goes in the JSON file)."""
+    sources = [s for s in args.sources.split(",") if s]
+    results: dict[str, Any] = {"machine": machine(), "load_before": os.getloadavg(), "repeat": args.repeat}
+    results["sizes"] = {k: getattr(args, k) for k in ("rows", "small_rows", "mapper_rows", "latency_rows")}
+    started = time.perf_counter()
+    print(f"Building the usage tables ({args.rows:,} rows)...", flush=True)
+    tables = usage_data.build(args.rows, args.cache_dir, args.database)
+    results["build_seconds"] = round(time.perf_counter() - started, 1)
+    runner = Runner(tables, args.repeat)
+    for source in sources:
+        out: dict[str, Any] = {}
+        with emulator() as url:
+            for client in ("ceiling", "naive", "operator"):
+                if client == "naive" and args.skip_naive:
+                    continue
+                print(f"  {source}: {client} ({args.rows:,} rows)...", flush=True)
+                out[client] = runner.run(client, source, url, args.rows)
+            print(f"  {source}: operator ({args.small_rows:,} rows)...", flush=True)
+            out["operator_small"] = runner.run("operator", source, url, args.small_rows)
+            print(f"  {source}: mapper alone ({args.mapper_rows:,} rows)...", flush=True)
+            out["mapper"] = runner.run("mapper", source, url, args.mapper_rows)
+        for latency in [float(ms) / 1000 for ms in args.latencies.split(",") if ms]:
+            with emulator(latency) as url:
+                for concurrency in [int(c) for c in args.concurrencies.split(",") if c]:
+                    print(f"  {source}: {latency * 1000:.0f} ms, concurrency {concurrency}...", flush=True)
+                    r = runner.run("operator", source, url, args.latency_rows, concurrency=concurrency)
+                    r.update(latency=latency, concurrency=concurrency)
+                    out[f"latency_{latency * 1000:.0f}ms_c{concurrency}"] = r
+        results[source] = out
+    results["load_after"] = os.getloadavg()
+    results["total_seconds"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+def main() -> int:
+    """Run the benchmark, print the table and write the JSON file."""
+    args = _arguments()
+    results = run(args)
+    print()
+    print(report.render(results))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
+    print(
+        f"\nFigures written to {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
