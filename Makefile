@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: install test lint typecheck unit demo bench bench-emulator screenshots clean
 
 # The venv is (re)built when missing or when the pinned set or the package metadata changed.
-$(STAMP): pyproject.toml constraints.txt setup.py enso_provider/events/_speedups.c
+$(STAMP): pyproject.toml constraints.txt
 	@bash scripts/system-deps.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

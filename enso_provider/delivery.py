@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from enso_provider.events import Event, Rejection, decode_event, encode_batch
-from enso_provider.events import _native as native
 from enso_provider.exceptions import EnsoError, EnsoRequestError
 from enso_provider.hooks.results import BatchResult
 
@@ -486,28 +485,12 @@ class Delivery:
         """Cut events into batches by count and bytes; account for rejections on the way."""
         report = self.report
         limit_count, limit_bytes = self.batch_size, self.max_batch_bytes - _BATCH_OVERHEAD
-        # The mapper's lists are taken a run of plain events at a time (in C where built); whatever
-        # stops a run (a rejection, a full batch, an event too large) goes through the loop below.
-        fill = native.speedups.fill_batch if native.speedups is not None else None
         chunks: Iterable[list[Event | Rejection]]
-        if isinstance(items, ItemChunks):
-            chunks = items.chunks
-        else:
-            fill = None
-            chunks = ([item] for item in items)
+        chunks = items.chunks if isinstance(items, ItemChunks) else ([item] for item in items)
         batch: list[Event] = []
         size = 0
         for chunk in chunks:
-            i, count = 0, len(chunk)
-            while i < count:
-                if fill is not None:
-                    stop, size = fill(chunk, i, batch, size, limit_count, limit_bytes, Event)
-                    report.total += stop - i
-                    i = stop
-                    if i == count:
-                        break
-                item = chunk[i]
-                i += 1
+            for item in chunk:
                 report.total += 1
                 if type(item) is not Event:
                     if isinstance(item, Rejection):

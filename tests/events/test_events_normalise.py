@@ -15,7 +15,7 @@ import pandas as pd
 import pendulum
 import pytest
 
-import enso_provider.events._mapper as mapper_module
+import enso_provider.events._timestamps as timestamps_module
 from enso_provider.events import (
     EVENT_TOO_LARGE,
     INVALID_CUSTOMER_ENTITY_ID,
@@ -214,12 +214,12 @@ def test_missing_timestamp_column_is_named() -> None:
 
 
 def test_timestamp_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mapper_module, "_TS_CACHE_LIMIT", 10)
+    monkeypatch.setattr(timestamps_module, "CACHE_LIMIT", 10)
     mapper = EventMapper()
     base = datetime(2023, 1, 1)
     items = list(mapper.map(row(timestamp=(base + timedelta(hours=h)).isoformat() + "Z") for h in range(100)))
     assert all(isinstance(i, Event) for i in items)
-    assert len(mapper._ts_text) <= 10
+    assert len(mapper._fields.timestamps) <= 10
     # Cached answers are the same answers.
     again = list(mapper.map([row(timestamp="2023-01-01T05:00:00Z")] * 2))
     assert event(again[0])["timestamp"] == event(again[1])["timestamp"] == "2023-01-01T05:00:00Z"
