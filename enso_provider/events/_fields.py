@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from enso_provider.events._json import is_missing
-from enso_provider.events._metadata import constant, metadata_fragment
+from enso_provider.events._metadata import canonical_metadata, constant, metadata_bag
 from enso_provider.events._plan import Plan
 from enso_provider.events._records import (
     CUSTOMER_ENTITY_ID,
     FIELDS,
     IDENTIFIER_CODES,
-    INVALID_ROW,
+    INVALID_METADATA,
     INVALID_TIMESTAMP,
     INVALID_VALUE,
     JOB_ID,
@@ -32,7 +30,7 @@ from enso_provider.events._records import (
     FieldError,
 )
 from enso_provider.events._timestamps import TimestampTexts
-from enso_provider.events._values import convert_identifier, convert_value, show
+from enso_provider.events._values import Number, convert_identifier, convert_value, show
 
 
 def absent(value: Any) -> bool:
@@ -48,13 +46,14 @@ class FieldReader:
     :param timestamps: the mapper's timestamp texts (and their cache).
     """
 
-    __slots__ = ("defaults", "metadata_constant", "timestamps")
+    __slots__ = ("defaults", "metadata_constant", "metadata_fragment", "timestamps")
 
     def __init__(self, defaults: dict[str, Any], timestamps: TimestampTexts) -> None:
         self.defaults = defaults
         self.timestamps = timestamps
-        #: The metadata of events with neither a metadata column nor a mapped object.
-        self.metadata_constant = constant(defaults.get(METADATA))
+        #: The metadata of events with neither a metadata column nor a mapped object (v2, v1).
+        self.metadata_constant = canonical_metadata(defaults.get(METADATA))
+        self.metadata_fragment = constant(defaults.get(METADATA))
 
     def _missing(self, field: str, raw: Any, plan: Plan) -> FieldError:
         code = MISSING_CUSTOMER_ENTITY_ID if field == CUSTOMER_ENTITY_ID else MISSING_METRIC
@@ -83,8 +82,8 @@ class FieldReader:
             raise self._missing(field, raw, plan)
         return text
 
-    def value(self, raw: Any, plan: Plan) -> Any:
-        """The value as orjson writes it: an int, a finite float, or a Fragment of exact digits."""
+    def value(self, raw: Any, plan: Plan) -> Number:
+        """The value's number (see :func:`._values.convert_value`); the default fills a missing one."""
         if VALUE in self.defaults and absent(raw):
             return self.defaults[VALUE]
         try:
@@ -106,34 +105,21 @@ class FieldReader:
                 raise error
         return self.timestamps.convert(raw)
 
-    def metadata(self, vals: Any, plan: Plan) -> dict[str, Any] | orjson.Fragment:
-        """The metadata columns as a dict (encoded with the event), or the whole object pre-encoded."""
+    def metadata(self, vals: Any, plan: Plan) -> str:
+        """The canonical metadata object of a row with metadata columns or a mapped metadata."""
         columns = {name: vals[i] for name, i in plan.meta}
         if plan.meta_columns_only:
-            return columns
-        if plan.i_meta < 0 and not columns:
-            return self.metadata_constant
+            return canonical_metadata(columns)
         mapped = vals[plan.i_meta] if plan.i_meta >= 0 else None
-        return metadata_fragment(mapped, columns, self.defaults.get(METADATA))
+        return canonical_metadata(metadata_bag(mapped, columns, self.defaults.get(METADATA)))
 
-    def encode_refused(self, body: dict[str, Any]) -> bytes:
-        """The event orjson refused: settle the metadata columns the slow way, else name the bad field."""
-        bag = body["metadata"]
-        if isinstance(bag, dict):  # a bag of column values (a Fragment is already encoded)
-            body["metadata"] = metadata_fragment(None, bag, None)  # raises invalid_metadata
+    def bad_text(self, customer: str, metric: str, job: str | None) -> FieldError:
+        """The error of an event whose text cannot be encoded: lone surrogates (not UTF-8) in a field."""
+        for field, text in ((CUSTOMER_ENTITY_ID, customer), (METRIC, metric), (JOB_ID, job)):
             try:
-                return orjson.dumps(body)
-            except TypeError:
-                pass
-        # Only text with lone surrogates (not UTF-8) can fail here: find the field.
-        for field in (CUSTOMER_ENTITY_ID, METRIC, JOB_ID):
-            if field in body:
-                try:
-                    orjson.dumps(body[field])
-                except TypeError as exc:
-                    raise FieldError(
-                        IDENTIFIER_CODES[field],
-                        field,
-                        f"{field} {show(body[field])} is not valid text: {exc}",
-                    ) from None
-        raise FieldError(INVALID_ROW, None, "the event cannot be encoded as JSON")
+                if text is not None:
+                    text.encode()
+            except UnicodeEncodeError as exc:
+                message = f"{field} {show(text)} is not valid text: {exc}"
+                return FieldError(IDENTIFIER_CODES[field], field, message)
+        return FieldError(INVALID_METADATA, METADATA, "metadata holds text that is not valid UTF-8")

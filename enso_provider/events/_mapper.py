@@ -9,14 +9,13 @@ encoded once by orjson and gets its id from :class:`._ids.EventIds`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from itertools import islice
 from typing import Any, Literal
 
-import orjson
-
+from enso_provider.events import ids
 from enso_provider.events._fields import FieldReader
-from enso_provider.events._ids import GENERATED_ID_LEN, EventIds
-from enso_provider.events._metadata import OPTIONS, strict_default
+from enso_provider.events._legacy import v1_content
 from enso_provider.events._options import check_defaults, check_field_map, check_metadata_columns
 from enso_provider.events._plan import PLAN_CACHE_LIMIT, Plan, compile_plan
 from enso_provider.events._records import (
@@ -35,7 +34,7 @@ from enso_provider.events._records import (
 )
 from enso_provider.events._rejections import decode_quietly, mapped_fields, row_key, source_row, truncate
 from enso_provider.events._timestamps import TimestampConverter, TimestampTexts, parse_timezone
-from enso_provider.events._values import convert_identifier, plain_value, show
+from enso_provider.events._values import NumberText, convert_identifier, plain_value, show
 
 #: Items per list of :meth:`EventMapper.map_chunks`.
 CHUNK = 1024
@@ -79,6 +78,8 @@ class EventMapper:
         differ from ``namespace`` (default): keys that are unique across runs want a namespace that
         does not change from run to run (the DAG and task, not the data interval), so that the same
         key read by two overlapping runs gets the same ``eventId``.
+    :param event_id_version: the eventId derivation: ``"v2"`` (default, see docs/event-ids.md), or
+        ``"v1"``, the derivation of releases before it, to re-run intervals already sent with it.
     :raises ValueError: for unknown field names, a bad zone or unit, and contradictory options.
     """
 
@@ -96,7 +97,14 @@ class EventMapper:
         namespace: str = "",
         max_event_bytes: int = 64 * 1024,
         event_id_namespace: str | None = None,
+        event_id_version: str = ids.VERSION,
     ) -> None:
+        if event_id_version not in ids.VERSIONS:
+            raise ValueError(
+                f"event_id_version must be one of {', '.join(ids.VERSIONS)}, not {event_id_version!r}"
+            )
+        self.event_id_version = event_id_version
+        self._v1 = event_id_version == "v1"
         self.timezone_name, tz, tz_is_utc = parse_timezone(timezone)
         if timestamp_unit not in (None, "s", "ms"):
             raise ValueError(f"timestamp_unit must be 's', 'ms' or None, not {timestamp_unit!r}")
@@ -112,7 +120,7 @@ class EventMapper:
             raise ValueError(f"max_event_bytes must be an int of at least 128, not {max_event_bytes!r}")
         self.max_event_bytes = max_event_bytes
         # The longest content whose event, with a first-occurrence generated id, fits max_event_bytes.
-        self._content_limit = max_event_bytes - _ID_OVERHEAD - GENERATED_ID_LEN
+        self._content_limit = max_event_bytes - _ID_OVERHEAD - ids.GENERATED_ID_LEN
         if row_mapper is not None and not callable(row_mapper):
             raise ValueError("row_mapper must be callable")
         self.row_mapper = row_mapper
@@ -127,7 +135,7 @@ class EventMapper:
         self.metadata_columns = check_metadata_columns(metadata_columns)
 
         self._fields = FieldReader(self._defaults, TimestampTexts(converter))
-        self._ids = EventIds(namespace, self.event_id_namespace)
+        self._ids = ids.EventIds(namespace, self.event_id_namespace)
         self._plans: dict[tuple[Any, ...], Plan] = {}
         self._column_plans: dict[tuple[Any, ...], Plan] = {}
         self._rows_seen = 0
@@ -271,24 +279,16 @@ class EventMapper:
         if value is None:
             value = fields.value(raw_value, plan)
         ts = fields.timestamps.lookup(raw_ts) or fields.timestamp(raw_ts, plan)
-        meta = fields.metadata(vals, plan) if plan.meta or plan.i_meta >= 0 else fields.metadata_constant
         job = self._job(vals, plan)
-
-        # Keys in sorted order: the content is canonical (and the same with or without a metadata bag).
-        body: dict[str, Any] = {"CustomerEntityId": cid}
-        if job is not None:
-            body["JobId"] = job
-        body["metadata"] = meta
-        body["metric"] = metric
-        body["timestamp"] = ts
-        body["value"] = value
-        try:
-            if plan.meta_columns_only:  # plain values by orjson, the rest by json_safe, keys sorted
-                content = orjson.dumps(body, default=strict_default, option=OPTIONS)
-            else:
-                content = orjson.dumps(body)
-        except TypeError:
-            content = fields.encode_refused(body)
+        if self._v1:
+            content = v1_content(fields, vals, plan, cid, job, metric, ts, value)
+        else:
+            meta = fields.metadata(vals, plan) if plan.meta or plan.i_meta >= 0 else fields.metadata_constant
+            amount = ids.number(Decimal(value) if type(value) is NumberText else value)
+            try:
+                content = ids.content(cid, job, meta, metric, ts, amount)
+            except UnicodeEncodeError:
+                raise fields.bad_text(cid, metric, job) from None
 
         own_id = plan.i_eid >= 0 and vals[plan.i_eid] is not None
         if not own_id and not self.event_id_column:
@@ -334,8 +334,8 @@ class EventMapper:
             event_id = own
             what = f"eventId {show(own)}"
         try:
-            id_json = orjson.dumps(event_id)
-        except TypeError as exc:
+            id_json = ids.string(event_id).encode()
+        except UnicodeEncodeError as exc:
             raise FieldError(
                 INVALID_EVENT_ID, EVENT_ID, f"eventId {show(event_id)} is not valid text: {exc}"
             ) from None

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from enso_provider.events import ids
 from enso_provider.events._json import JsonSafeError, is_missing, json_safe
 from enso_provider.events._records import INVALID_METADATA, METADATA, FieldError
 from enso_provider.events._values import show
@@ -37,14 +38,14 @@ def constant(default: Any) -> orjson.Fragment:
     return orjson.Fragment(orjson.dumps(default, option=orjson.OPT_SORT_KEYS)) if default else EMPTY
 
 
-def metadata_fragment(mapped: Any, columns: dict[str, Any], default: Any) -> orjson.Fragment:
+def metadata_bag(mapped: Any, columns: dict[str, Any], default: Any) -> Any:
     """
     The metadata object: the mapped one (or the default), with the metadata columns on top.
 
     :param mapped: the row's metadata value (a mapping, JSON object text, or missing).
     :param columns: the metadata columns' values, by key.
     :param default: the metadata default, or None.
-    :raises FieldError: ``invalid_metadata`` when it is not an object or cannot be encoded.
+    :raises FieldError: ``invalid_metadata`` when it is not an object.
     """
     base: Any
     if is_missing(mapped):
@@ -68,7 +69,26 @@ def metadata_fragment(mapped: Any, columns: dict[str, Any], default: Any) -> orj
             f"metadata {show(mapped)} of type {type(mapped).__name__} is not an object",
         )
     # The metadata columns win over the object's keys.
-    bag = {**base, **columns} if base and columns else base or columns
+    return {**base, **columns} if base and columns else base or columns
+
+
+def canonical_metadata(bag: Any) -> str:
+    """
+    The canonical text of a metadata object (:func:`.ids.value`); odd values by json_safe's rules.
+
+    :raises FieldError: ``invalid_metadata`` when a value has no JSON form.
+    """
+    if not bag:
+        return "{}"
+    try:
+        return ids.value(bag, strict_default)
+    except (ids.CanonicalError, JsonSafeError, TypeError, ValueError, RecursionError) as exc:
+        raise FieldError(INVALID_METADATA, METADATA, f"metadata cannot be encoded as JSON: {exc}") from None
+
+
+def metadata_fragment(mapped: Any, columns: dict[str, Any], default: Any) -> orjson.Fragment:
+    """The v1 (orjson) encoding of :func:`metadata_bag`'s object."""
+    bag = metadata_bag(mapped, columns, default)
     if not bag:
         return EMPTY
     try:

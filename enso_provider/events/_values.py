@@ -14,8 +14,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
-import orjson
-
 from enso_provider.events._json import is_missing
 from enso_provider.events._records import INVALID_VALUE, VALUE, FieldError
 
@@ -74,12 +72,21 @@ def as_number(value: Any) -> int | float | Decimal | None:
     return None
 
 
-def plain_value(raw: Any) -> int | float | orjson.Fragment | None:
+class NumberText(str):
+    """A value given as JSON-number text, e.g. ``"3.00"``: its number is ``Decimal(self)``."""
+
+    __slots__ = ()
+
+
+Number = int | float | Decimal | NumberText
+
+
+def plain_value(raw: Any) -> Number | None:
     """
     The value as sent, for the forms warehouse drivers give (no conversion needed); else None.
 
-    A finite float or a 64-bit int as is (``x - x`` is 0.0 only for a finite float), a finite
-    ``Decimal`` below 1e308 as its exact digits. Everything else goes to :func:`convert_value`.
+    A finite float, a 64-bit int, or a finite ``Decimal`` below 1e308, as is (``x - x`` is 0.0
+    only for a finite float). Everything else goes to :func:`convert_value`.
 
     :param raw: the row's value.
     """
@@ -89,7 +96,7 @@ def plain_value(raw: Any) -> int | float | orjson.Fragment | None:
     if kind is int:
         return raw if _INT64_MIN <= raw <= _UINT64_MAX else None
     if kind is Decimal and raw.is_finite() and raw.adjusted() < 308:
-        return orjson.Fragment(str(raw).encode())
+        return raw
     return None
 
 
@@ -97,18 +104,17 @@ def _value_error(message: str) -> FieldError:
     return FieldError(INVALID_VALUE, VALUE, message)
 
 
-def _decimal_bytes(value: Decimal, shown: Any) -> orjson.Fragment:
+def _finite_decimal(value: Decimal, shown: Any) -> Decimal:
     if not value.is_finite():
         raise _value_error(f"value {show(shown)} is not a finite number")
     if abs(value) > FLOAT_MAX:
         raise _value_error(f"value {show(shown)} is beyond the range of a double")
-    # str(Decimal) is always a valid JSON number for finite values: digits kept exactly.
-    return orjson.Fragment(str(value).encode())
+    return value
 
 
-def convert_value(value: Any) -> int | float | orjson.Fragment:
+def convert_value(value: Any) -> Number:
     """
-    Normalise a ``value``: an ``int`` or finite ``float`` orjson writes, or a Fragment of exact digits.
+    Normalise a ``value``: an ``int``, a finite ``float``, a finite ``Decimal``, or JSON-number text.
 
     :param value: the row's value.
     :raises FieldError: ``invalid_value`` for a missing, boolean, non-finite or non-numeric value.
@@ -124,9 +130,9 @@ def convert_value(value: Any) -> int | float | orjson.Fragment:
         if _JSON_NUMBER.fullmatch(text):
             if abs(Decimal(text)) > FLOAT_MAX:
                 raise _value_error(f"value {show(value)} is beyond the range of a double")
-            return orjson.Fragment(text.encode())
+            return NumberText(text)
         if LOOSE_NUMBER.fullmatch(text):
-            return _decimal_bytes(Decimal(text), value)
+            return _finite_decimal(Decimal(text), value)
         raise _value_error(f"value {show(value)} is not a number")
     number = as_number(value)
     if number is None:
@@ -140,8 +146,8 @@ def convert_value(value: Any) -> int | float | orjson.Fragment:
             return number
         if number.bit_length() > 1024:  # beyond 2**1024 > float max; str() of it may be refused
             raise _value_error(f"value {show(value)} is beyond the range of a double")
-        return _decimal_bytes(Decimal(number), value)
-    return _decimal_bytes(number, value)
+        return _finite_decimal(Decimal(number), value)
+    return _finite_decimal(number, value)
 
 
 # ---------------------------------------------------------------- identifiers
