@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+from enso_provider.events import ids
 from enso_provider.events._json import decode_event, dumps, encode_batch, is_missing, json_safe
 from enso_provider.events._mapper import EventMapper
 from enso_provider.events._records import (
@@ -78,6 +79,7 @@ __all__ = [
     "encode_batch",
     "field_for",
     "format_utc",
+    "ids",
     "is_missing",
     "json_safe",
 ]

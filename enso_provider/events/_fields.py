@@ -82,6 +82,13 @@ class FieldReader:
             raise self._missing(field, raw, plan)
         return text
 
+    def required(self, raw: Any, field: str, plan: Plan) -> str:
+        """CustomerEntityId or metric: stripped text, else the default, else an error."""
+        text = self.identifier(raw, field, plan)
+        if text is None:
+            raise self._missing(field, raw, plan)
+        return text
+
     def value(self, raw: Any, plan: Plan) -> Number:
         """The value's number (see :func:`._values.convert_value`); the default fills a missing one."""
         if VALUE in self.defaults and absent(raw):

@@ -273,8 +273,8 @@ class EventMapper:
             raise FieldError(INVALID_ROW, None, plan.error)
         fields = self._fields
         raw_cid, raw_metric, raw_value, raw_ts = plan.required(vals)
-        cid = _stripped(raw_cid) or fields.identifier(raw_cid, CUSTOMER_ENTITY_ID, plan)
-        metric = _stripped(raw_metric) or fields.identifier(raw_metric, METRIC, plan)
+        cid = _stripped(raw_cid) or fields.required(raw_cid, CUSTOMER_ENTITY_ID, plan)
+        metric = _stripped(raw_metric) or fields.required(raw_metric, METRIC, plan)
         value = plain_value(raw_value)
         if value is None:
             value = fields.value(raw_value, plan)
@@ -284,7 +284,7 @@ class EventMapper:
             content = v1_content(fields, vals, plan, cid, job, metric, ts, value)
         else:
             meta = fields.metadata(vals, plan) if plan.meta or plan.i_meta >= 0 else fields.metadata_constant
-            amount = ids.number(Decimal(value) if type(value) is NumberText else value)
+            amount = ids.number(Decimal(value) if isinstance(value, NumberText) else value)
             try:
                 content = ids.content(cid, job, meta, metric, ts, amount)
             except UnicodeEncodeError:

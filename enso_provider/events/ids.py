@@ -102,7 +102,7 @@ def number(value: int | float | Decimal) -> str:
     kind = type(value)
     if kind is int:
         return str(value) if -(10**21) < value < 10**21 else decimal(Decimal(value))
-    if kind is float:
+    if isinstance(value, float) and kind is float:
         if value - value != 0.0:
             raise CanonicalError(f"{value!r} is not a finite number")
         text = repr(value)  # the shortest digits that read back as this float
@@ -160,9 +160,11 @@ def value(obj: Any, prepare: Callable[[Any], Any] | None = None, _depth: int = 0
 def _metadata_number_as_is(obj: int | float | Decimal) -> bool:
     # Metadata keeps JSON's limits: a non-finite number and an int beyond 64 bits go to prepare
     # (json_safe: null, and the int's text), as they did before.
-    if type(obj) is int:
-        return -(2**63) <= obj < 2**64
-    return obj.is_finite() if type(obj) is Decimal else obj - obj == 0.0  # prepare gives plain values only
+    if isinstance(obj, Decimal):
+        return obj.is_finite()
+    if isinstance(obj, float):
+        return obj - obj == 0.0
+    return -(2**63) <= obj < 2**64  # prepare gives plain values only
 
 
 def content(customer: str, job: str | None, metadata: str, metric: str, timestamp: str, amount: str) -> bytes:
