@@ -190,6 +190,19 @@ def content(customer: str, job: str | None, metadata: str, metric: str, timestam
 # ---------------------------------------------------------------- ids
 
 
+def partition_key(identity: Any) -> str:
+    """
+    The namespace part of a mapped task instance: ``partition:`` + BLAKE2b-128 of the canonical
+    form of what the partition is (its rendered SQL and parameters, or its arguments), so that
+    reordering, adding or removing other partitions never changes its ids.
+
+    :param identity: plain JSON values (dict with string keys, list, str, number, bool, None).
+    :raises CanonicalError: when ``identity`` holds anything else.
+    """
+    text = value(identity).encode("utf-8", "surrogatepass")
+    return "partition:" + hashlib.blake2b(text, digest_size=16, person=b"enso-partition").hexdigest()
+
+
 def seed(kind: bytes, namespace: str) -> Any:
     """A BLAKE2b-128 hasher that has read ``namespace``: copied for each id of the run."""
     # Domain-separated (person) and length-prefixed, so no namespace/content pair can alias another.
