@@ -61,6 +61,7 @@ class Failure:
     :param row: the source row (JSON-safe) when known.
     :param row_key: the row's key column value when known.
     :param local: True when rejected before sending.
+    :param data: the event's bytes exactly as built and sent (what a replay sends again).
     """
 
     index: int
@@ -72,6 +73,7 @@ class Failure:
     row: Any = None
     row_key: str | None = None
     local: bool = False
+    data: bytes | None = None
 
     def as_record(self) -> dict[str, Any]:
         """A JSON-ready record for reports and the rejected-records file."""
@@ -85,6 +87,8 @@ class Failure:
             "rejectedBy": "local" if self.local else "enso",
             "row": self.row,
             "event": self.event,
+            # The event as sent, as JSON text: every digit kept (``event`` reads numbers as doubles).
+            "eventJson": self.data.decode() if self.data is not None else None,
         }
 
     @classmethod
@@ -473,6 +477,7 @@ class Delivery:
                     status_code=status,
                     event_id=event.event_id,
                     event=decode_event(event.data),
+                    data=event.data,
                 )
             )
 
