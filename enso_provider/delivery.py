@@ -65,6 +65,7 @@ class Failure:
     :param local: True when rejected before sending.
     :param transient: True when Enso failed it transiently and it stayed undelivered after every
         re-send round: a retry of the task (or a replay) sends it again under the same eventId.
+    :param data: the event's bytes exactly as built and sent (what a replay sends again).
     """
 
     index: int
@@ -77,6 +78,7 @@ class Failure:
     row_key: str | None = None
     local: bool = False
     transient: bool = False
+    data: bytes | None = None
 
     def as_record(self) -> dict[str, Any]:
         """A JSON-ready record for reports and the rejected-records file."""
@@ -90,6 +92,8 @@ class Failure:
             "rejectedBy": "local" if self.local else "enso",
             "row": self.row,
             "event": self.event,
+            # The event as sent, as JSON text: every digit kept (``event`` reads numbers as doubles).
+            "eventJson": self.data.decode() if self.data is not None else None,
         }
 
     @classmethod
@@ -387,6 +391,7 @@ class Delivery:
                     event_id=event.event_id,
                     event=decode_event(event.data),
                     transient=transient,
+                    data=event.data,
                 )
             )
 
@@ -425,6 +430,7 @@ class Delivery:
                         event_id=item.event_id,
                         event=decode_event(item.data),
                         local=True,
+                        data=item.data,
                     )
                 )
                 continue

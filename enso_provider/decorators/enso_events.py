@@ -76,6 +76,10 @@ class _EnsoEventsDecoratedOperator(DecoratedOperator, EnsoBatchEventsOperator):
             )
         super().__init__(python_callable=python_callable, op_args=op_args, op_kwargs=op_kwargs, **kwargs)
 
+    def partition_identity(self) -> Any:
+        """A mapped instance's partition: the function's arguments (what ``.expand`` gave it)."""
+        return {"args": list(self.op_args), "kwargs": dict(self.op_kwargs)}
+
     def execute(self, context: Context) -> Any:
         """
         Call the function, then send its rows and return the delivery report.

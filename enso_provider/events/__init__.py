@@ -14,9 +14,10 @@ Example::
 
 from __future__ import annotations
 
-from enso_provider.events._convert import TIMESTAMP_MAX, TIMESTAMP_MIN, format_utc
+from enso_provider.events import ids
 from enso_provider.events._json import decode_event, dumps, encode_batch, is_missing, json_safe
-from enso_provider.events._mapper import (
+from enso_provider.events._mapper import EventMapper
+from enso_provider.events._records import (
     CUSTOMER_ENTITY_ID,
     DUPLICATE_EVENT_ID,
     EVENT_ID,
@@ -40,10 +41,10 @@ from enso_provider.events._mapper import (
     TIMESTAMP,
     VALUE,
     Event,
-    EventMapper,
     Rejection,
     field_for,
 )
+from enso_provider.events._timestamps import TIMESTAMP_MAX, TIMESTAMP_MIN, format_utc
 
 __all__ = [
     "CUSTOMER_ENTITY_ID",
@@ -78,6 +79,7 @@ __all__ = [
     "encode_batch",
     "field_for",
     "format_utc",
+    "ids",
     "is_missing",
     "json_safe",
 ]

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from array import array
 
-from enso_provider.events import _native as native
-
 _PART_BITS = 6
 _PARTS = 1 << _PART_BITS
 _LOW = _PARTS - 1
@@ -31,9 +29,6 @@ class OccurrenceCounter:
     """
     Exact occurrence counts of 64-bit fingerprints, in 8-16 bytes per distinct fingerprint.
 
-    ``tables``, ``masks`` and ``room`` are read by the mapper's loop, which inserts a new
-    fingerprint itself when its first probe finds an empty slot and the table has room (the
-    common case) and calls :meth:`add` for everything else.
     """
 
     __slots__ = ("_over", "masks", "room", "tables")
@@ -81,15 +76,12 @@ class OccurrenceCounter:
         old = self.tables[part]
         table = array("Q", [0]) * (len(old) * 2)
         mask = len(table) - 1
-        if native.speedups is not None:  # the C rehash: the Python loop costs ~0.1 s a million
-            native.speedups.rehash(old, table)
-        else:
-            for held in old:
-                if held:
-                    slot = (held >> _PART_BITS) & mask
-                    while table[slot]:
-                        slot = (slot + 1) & mask
-                    table[slot] = held
+        for held in old:
+            if held:
+                slot = (held >> _PART_BITS) & mask
+                while table[slot]:
+                    slot = (slot + 1) & mask
+                table[slot] = held
         self.tables[part] = table
         self.masks[part] = mask
         self.room[part] = len(table) // 2 - (len(old) // 2 - self.room[part])

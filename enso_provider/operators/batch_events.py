@@ -15,7 +15,7 @@ from enso_provider.delivery import (
     DeliveryReport,
     ItemChunks,
 )
-from enso_provider.events import Event, EventMapper, Rejection
+from enso_provider.events import Event, EventMapper, Rejection, ids, json_safe
 from enso_provider.exceptions import EnsoConfigError, EnsoError
 from enso_provider.hooks.enso import EnsoHook
 from enso_provider.operators.policy import FailurePolicy
@@ -29,13 +29,24 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-def run_namespace(context: Context) -> str:
+def run_namespace(
+    context: Context, partition: Callable[[], Any] | None = None, *, event_id_version: str = ids.VERSION
+) -> str:
     """
     The eventId namespace of one task run: the DAG, the task, and the data interval (the run id when
-    the run has none), plus the map index of a mapped task.
+    the run has none), plus, for a mapped task instance, what its partition is.
 
     A retry or a cleared task has the same namespace, so it builds the same eventIds; two intervals
-    or two partitions never share one.
+    or two partitions never share one. A partition is named by ``partition`` (its rendered SQL and
+    parameters, or its arguments), canonicalised, never by its map index, so reordering, adding or
+    removing other partitions leaves its ids alone; ``event_id_version="v1"`` keeps the map index of
+    the landed derivation for intervals sent before.
+
+    :param context: the task's context.
+    :param partition: gives the identity of a mapped task instance's partition (plain JSON values);
+        asked only for a mapped task instance.
+    :param event_id_version: the eventId derivation.
+    :raises AirflowFailException: when a mapped partition's identity is not JSON-serialisable.
     """
     ti = context["ti"]
     start = context.get("data_interval_start")
@@ -47,7 +58,17 @@ def run_namespace(context: Context) -> str:
     parts = [ti.dag_id, ti.task_id, window]
     map_index = getattr(ti, "map_index", -1)
     if map_index is not None and map_index >= 0:
-        parts.append(f"map:{map_index}")
+        if event_id_version == "v1":
+            parts.append(f"map:{map_index}")
+        else:
+            try:
+                parts.append(ids.partition_key(partition() if partition is not None else None))
+            except ids.CanonicalError as err:
+                raise AirflowFailException(
+                    f"Mapped task {ti.task_id!r} (map index {map_index}): its partition's rendered "
+                    f"parameters must be JSON values (str, number, bool, None, lists, dicts with string "
+                    f"keys) to name its eventIds: {err}"
+                ) from None
     return "|".join(parts)
 
 
@@ -84,6 +105,8 @@ class EnsoBatchEventsOperator(BaseOperator):
         hashed with the DAG and task ids only, so the same key gives the same id in every run.
     :param timezone: the zone of naive timestamps (default UTC; never guessed from the clock).
     :param timestamp_unit: ``"s"`` or ``"ms"`` to accept epoch numbers as timestamps.
+    :param event_id_version: the eventId derivation (docs/event-ids.md): ``"v2"`` (default), or
+        ``"v1"`` to re-run intervals sent by releases before it under their first ids.
 
     Delivery:
 
@@ -133,6 +156,7 @@ class EnsoBatchEventsOperator(BaseOperator):
         event_id_column: str | None = None,
         timezone: str = "UTC",
         timestamp_unit: Literal["s", "ms"] | None = None,
+        event_id_version: str = ids.VERSION,
         enso_conn_id: str = EnsoHook.default_conn_name,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
@@ -158,6 +182,7 @@ class EnsoBatchEventsOperator(BaseOperator):
         self.event_id_column = event_id_column
         self.timezone = timezone
         self.timestamp_unit = timestamp_unit
+        self.event_id_version = event_id_version
         self.enso_conn_id = enso_conn_id
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
@@ -209,6 +234,17 @@ class EnsoBatchEventsOperator(BaseOperator):
             raise AirflowFailException(f"fetch_size must be a positive integer, got {self.fetch_size!r}")
         return FailurePolicy.checked(self)
 
+    def partition_identity(self) -> Any:
+        """
+        What this task instance's partition is, for the namespace of a mapped task: its rendered SQL
+        and parameters (or, for XCom rows, the rows themselves, by json_safe's rules).
+        """
+        if self.sql:
+            return {"sql": str(self.sql), "parameters": self.parameters}
+        if isinstance(self.events, Sequence) and not isinstance(self.events, (str, bytes)):
+            return {"events": json_safe(self.events)}
+        return {"events": self.events}  # not a list: refused by the namespace, with its type
+
     def _mapper(self, context: Context) -> EventMapper:
         try:
             return EventMapper(
@@ -220,7 +256,10 @@ class EnsoBatchEventsOperator(BaseOperator):
                 event_id_column=self.event_id_column,
                 timezone=self.timezone,
                 timestamp_unit=self.timestamp_unit,
-                namespace=run_namespace(context),
+                namespace=run_namespace(
+                    context, self.partition_identity, event_id_version=self.event_id_version
+                ),
+                event_id_version=self.event_id_version,
                 # A key column is unique across runs: the same key must give the same id in every run
                 # (overlapping windows, backfills), so its namespace leaves the interval out.
                 event_id_namespace=f"{context['ti'].dag_id}|{context['ti'].task_id}",

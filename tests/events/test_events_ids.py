@@ -6,6 +6,7 @@ import random
 import re
 import tracemalloc
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -54,7 +55,7 @@ def test_namespace_changes_every_id() -> None:
         {"CustomerEntityId": "cust_2"},
         {"metric": "other"},
         {"value": 4},
-        {"value": 3.0},
+        {"value": 3.5},
         {"timestamp": "2023-11-07T05:31:57Z"},
         {"metadata": {"a": 1}},
         {"JobId": "j"},
@@ -65,6 +66,15 @@ def test_any_content_change_changes_the_id(change: dict[str, Any]) -> None:
     base, changed = ids(list(mapper.map([row(), row(**change)])))
     assert base != changed
     assert "-" not in changed[3:]
+
+
+@pytest.mark.parametrize(
+    "value", [3, 3.0, Decimal("3"), Decimal("3.00"), Decimal("0.3E+1"), "3", "3.00", " 3e0 "]
+)
+def test_the_same_number_in_any_form_gives_the_same_id(value: Any) -> None:
+    (first,) = ids([EventMapper().map_one(row(value=3))])
+    (again,) = ids([EventMapper().map_one(row(value=value))])
+    assert again == first
 
 
 def test_equal_content_gives_equal_ids_whatever_its_source_form() -> None:

@@ -87,8 +87,12 @@ def test_namespace_separates_intervals_partitions_and_runs():
     base = run_namespace(context())
     assert base == run_namespace(context(run_id="manual__2"))  # a re-run of the same interval
     assert base != run_namespace(context(start=pendulum.datetime(2024, 5, 1, 11, tz="UTC")))
-    assert base != run_namespace(context(map_index=0))
-    assert run_namespace(context(map_index=0)) != run_namespace(context(map_index=1))
+    eu, us = (lambda: {"parameters": {"region": "eu"}}), (lambda: {"parameters": {"region": "us"}})
+    assert base != run_namespace(context(map_index=0), eu)
+    assert run_namespace(context(map_index=0), eu) != run_namespace(context(map_index=1), us)
+    # A partition is named by what it is, never by its map index (unless v1 is asked for).
+    assert run_namespace(context(map_index=0), eu) == run_namespace(context(map_index=5), eu)
+    assert run_namespace(context(map_index=0), eu, event_id_version="v1").endswith("|map:0")
     zero = pendulum.datetime(2024, 5, 1, 10, tz="UTC")
     # A zero-length interval (CronTriggerTimetable) falls back to the run id.
     assert run_namespace(context(start=zero, end=zero, run_id="a")) != run_namespace(

@@ -1,23 +1,18 @@
 """
-Normalisation of one field value: timestamps, values, identifiers.
-
-These are the slow paths: the mapper's loop handles values already in the right form
-(``str`` identifiers, finite ``float``/``int`` values, cached timestamps) inline and calls
-these for everything else. Each raises :class:`FieldError` for a value that cannot be sent.
+Normalisation of timestamps: any supported value to the API's UTC text, and the zone option.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from datetime import date, datetime, timedelta, timezone, tzinfo
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
-from uuid import UUID
-
-import orjson
+from zoneinfo import ZoneInfo
 
 from enso_provider.events._json import is_missing
+from enso_provider.events._records import INVALID_TIMESTAMP, FieldError
+from enso_provider.events._values import LOOSE_NUMBER, as_number, is_bool, numpy_module, show
 
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1)
@@ -33,13 +28,6 @@ _US_MIN = 0
 _US_MAX = (TIMESTAMP_MAX - _EPOCH) // timedelta(microseconds=1)
 _UNIT_US = {"s": 1_000_000, "ms": 1_000}
 
-#: Largest finite float: a value beyond it would be Infinity wherever the API parses it as a double.
-_FLOAT_MAX = Decimal(sys.float_info.max)
-_INT64_MIN = -(2**63)
-_UINT64_MAX = 2**64 - 1
-#: Floats are exact integers only up to 2**53: a bigger "integral" float id has lost digits.
-_FLOAT_EXACT = 2**53
-
 # ISO 8601 / RFC 3339, extended format: date, optional time (seconds and fraction optional,
 # 'T', 't' or a space between), optional zone (Z, UTC, +HH:MM, +HHMM, +HH, and the +HH:MM:SS[.ffffff]
 # Python's isoformat() writes for historic zones) after an optional space.
@@ -49,76 +37,6 @@ _ISO = re.compile(
     r" ?(?:([Zz]|UTC)|([+-])(\d{2})(?::?(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?)?",
     re.ASCII,
 )
-# A number as JSON writes it: sent verbatim when a value arrives as a string.
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?", re.ASCII)
-# A number as people write it (leading '+', leading zeros, '.5', '5.'): normalised through Decimal.
-_LOOSE_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-
-# Local rejection codes of the fields handled here.
-CODE_INVALID_VALUE = "invalid_value"
-CODE_INVALID_TIMESTAMP = "invalid_timestamp"
-
-
-class FieldError(Exception):
-    """
-    One field of one row cannot be sent.
-
-    :param code: the local rejection code.
-    :param field: the event field at fault.
-    :param message: a sentence naming the field and the bad value.
-    """
-
-    def __init__(self, code: str, field: str | None, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.field = field
-        self.message = message
-        #: The event built before the rule failed, when there is one (too large, duplicate id).
-        self.event: dict[str, Any] | None = None
-
-
-def show(value: Any, limit: int = 80) -> str:
-    """
-    A short, safe ``repr`` of a bad value for an error message.
-
-    :param value: the value.
-    :param limit: longest text kept.
-    """
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    if len(text) > limit:
-        text = text[:limit] + "..."
-    return text
-
-
-def _numpy() -> Any:
-    return sys.modules.get("numpy")
-
-
-def _is_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return True
-    np = _numpy()
-    return np is not None and isinstance(value, np.bool_)
-
-
-def _as_number(value: Any) -> int | float | Decimal | None:
-    """The number ``value`` holds (int, float, Decimal, numpy number), or None if it is not one."""
-    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-        if isinstance(value, int) and type(value) is not int:
-            return int(value)  # IntEnum and other int subclasses
-        if isinstance(value, float) and type(value) is not float:
-            return float(value)  # numpy.float64
-        return value
-    np = _numpy()
-    if np is not None and isinstance(value, np.number) and not isinstance(value, np.complexfloating):
-        return value.item()
-    return None
-
-
-# ---------------------------------------------------------------- timestamps
 
 
 def format_utc(naive_utc: datetime) -> str:
@@ -134,7 +52,7 @@ def _in_range(naive_utc: datetime, shown: Any) -> datetime:
     if TIMESTAMP_MIN <= naive_utc <= TIMESTAMP_MAX:
         return naive_utc
     raise FieldError(
-        CODE_INVALID_TIMESTAMP,
+        INVALID_TIMESTAMP,
         "timestamp",
         f"timestamp {show(shown)} is outside the supported range {_RANGE_TEXT}",
     )
@@ -181,7 +99,7 @@ class TimestampConverter:
             raise
         except (ValueError, OverflowError, ArithmeticError, TypeError) as exc:
             raise FieldError(
-                CODE_INVALID_TIMESTAMP,
+                INVALID_TIMESTAMP,
                 "timestamp",
                 f"timestamp {show(value)} cannot be read as a date-time ({type(exc).__name__}: {exc})",
             ) from None
@@ -198,7 +116,7 @@ class TimestampConverter:
 
     def _to_utc(self, value: Any) -> datetime:
         if is_missing(value):
-            raise FieldError(CODE_INVALID_TIMESTAMP, "timestamp", f"timestamp is missing ({show(value)})")
+            raise FieldError(INVALID_TIMESTAMP, "timestamp", f"timestamp is missing ({show(value)})")
         if isinstance(value, str):
             return self._from_text(value)
         if isinstance(value, datetime):
@@ -211,25 +129,25 @@ class TimestampConverter:
             return _in_range(_plain(value) - offset, value)
         if isinstance(value, date):
             return self._naive_to_utc(datetime(value.year, value.month, value.day), value)
-        if _is_bool(value):
+        if is_bool(value):
             raise FieldError(
-                CODE_INVALID_TIMESTAMP, "timestamp", f"timestamp {show(value)} is a boolean, not a date-time"
+                INVALID_TIMESTAMP, "timestamp", f"timestamp {show(value)} is a boolean, not a date-time"
             )
-        np = _numpy()
+        np = numpy_module()
         if np is not None and isinstance(value, np.datetime64):
             plain = value.astype("datetime64[us]").item()
             if not isinstance(plain, datetime):
                 raise FieldError(
-                    CODE_INVALID_TIMESTAMP,
+                    INVALID_TIMESTAMP,
                     "timestamp",
                     f"timestamp {show(value)} is outside the supported range {_RANGE_TEXT}",
                 )
             return self._naive_to_utc(plain, value)
-        number = _as_number(value)
+        number = as_number(value)
         if number is not None:
             return self._from_epoch(number, value)
         raise FieldError(
-            CODE_INVALID_TIMESTAMP,
+            INVALID_TIMESTAMP,
             "timestamp",
             f"timestamp {show(value)} of type {type(value).__name__} is not a date-time",
         )
@@ -238,21 +156,21 @@ class TimestampConverter:
         stripped = str.__str__(text).strip()
         if not stripped:
             raise FieldError(
-                CODE_INVALID_TIMESTAMP, "timestamp", f"timestamp is missing (blank text {show(text)})"
+                INVALID_TIMESTAMP, "timestamp", f"timestamp is missing (blank text {show(text)})"
             )
         match = _ISO.fullmatch(stripped)
         if match is None:
-            if _LOOSE_NUMBER.fullmatch(stripped):
+            if LOOSE_NUMBER.fullmatch(stripped):
                 if self.unit:
                     return self._from_epoch(Decimal(stripped), text)
                 raise FieldError(
-                    CODE_INVALID_TIMESTAMP,
+                    INVALID_TIMESTAMP,
                     "timestamp",
                     f"timestamp {show(text)} is a number: set timestamp_unit ('s' or 'ms') to read "
                     "epoch numbers",
                 )
             raise FieldError(
-                CODE_INVALID_TIMESTAMP,
+                INVALID_TIMESTAMP,
                 "timestamp",
                 f"timestamp {show(text)} is not an ISO 8601 date-time (e.g. 2023-11-07T05:31:56Z)",
             )
@@ -272,7 +190,7 @@ class TimestampConverter:
             )
         except ValueError as exc:
             raise FieldError(
-                CODE_INVALID_TIMESTAMP,
+                INVALID_TIMESTAMP,
                 "timestamp",
                 f"timestamp {show(text)} is not a valid date-time ({exc})",
             ) from None
@@ -282,7 +200,7 @@ class TimestampConverter:
             hours, minutes, seconds = int(off_h), int(off_m or 0), int(off_s or 0)
             if hours > 23 or minutes > 59 or seconds > 59:
                 raise FieldError(
-                    CODE_INVALID_TIMESTAMP, "timestamp", f"timestamp {show(text)} has an invalid UTC offset"
+                    INVALID_TIMESTAMP, "timestamp", f"timestamp {show(text)} has an invalid UTC offset"
                 )
             offset = timedelta(
                 hours=hours,
@@ -296,7 +214,7 @@ class TimestampConverter:
     def _from_epoch(self, number: int | float | Decimal, shown: Any) -> datetime:
         if not self.unit:
             raise FieldError(
-                CODE_INVALID_TIMESTAMP,
+                INVALID_TIMESTAMP,
                 "timestamp",
                 f"timestamp {show(shown)} is a number: set timestamp_unit ('s' or 'ms') to read "
                 "epoch numbers",
@@ -308,7 +226,7 @@ class TimestampConverter:
             exact = Decimal(repr(number)) if isinstance(number, float) else number
             if not exact.is_finite():
                 raise FieldError(
-                    CODE_INVALID_TIMESTAMP, "timestamp", f"timestamp {show(shown)} is not a finite number"
+                    INVALID_TIMESTAMP, "timestamp", f"timestamp {show(shown)} is not a finite number"
                 )
             if exact.adjusted() > 30:  # far out of range: do not build a huge integer
                 micros = -1 if exact < 0 else _US_MAX + 1
@@ -316,7 +234,7 @@ class TimestampConverter:
                 micros = int((exact * self._scale).to_integral_value(rounding=ROUND_FLOOR))
         if not _US_MIN <= micros <= _US_MAX:
             raise FieldError(
-                CODE_INVALID_TIMESTAMP,
+                INVALID_TIMESTAMP,
                 "timestamp",
                 f"timestamp {show(shown)} ({self.unit} since the epoch) is outside the supported range "
                 f"{_RANGE_TEXT}",
@@ -324,100 +242,113 @@ class TimestampConverter:
         return _EPOCH + timedelta(microseconds=micros)
 
 
-# ---------------------------------------------------------------- values
-
-
-def _value_error(message: str) -> FieldError:
-    return FieldError(CODE_INVALID_VALUE, "value", message)
-
-
-def _decimal_bytes(value: Decimal, shown: Any) -> orjson.Fragment:
-    if not value.is_finite():
-        raise _value_error(f"value {show(shown)} is not a finite number")
-    if abs(value) > _FLOAT_MAX:
-        raise _value_error(f"value {show(shown)} is beyond the range of a double")
-    # str(Decimal) is always a valid JSON number for finite values: digits kept exactly.
-    return orjson.Fragment(str(value).encode())
-
-
-def convert_value(value: Any) -> int | float | orjson.Fragment:
+def parse_timezone(name: Any) -> tuple[str, tzinfo, bool]:
     """
-    Normalise a ``value``: an ``int`` or finite ``float`` orjson writes, or a Fragment of exact digits.
+    ``(name, zone, is_utc)`` of the ``timezone`` option.
 
-    :param value: the row's value.
-    :raises FieldError: ``invalid_value`` for a missing, boolean, non-finite or non-numeric value.
+    :param name: an IANA zone name; ``UTC``, ``Z`` and ``Etc/UTC`` are UTC.
+    :raises ValueError: for anything else than a known zone name.
     """
-    if is_missing(value):
-        raise _value_error(f"value is missing ({show(value)})")
-    if _is_bool(value):
-        raise _value_error(f"value {show(value)} is a boolean, not a number")
-    if isinstance(value, str):
-        text = str.__str__(value).strip()
-        if not text:
-            raise _value_error(f"value is missing (blank text {show(value)})")
-        if _JSON_NUMBER.fullmatch(text):
-            if abs(Decimal(text)) > _FLOAT_MAX:
-                raise _value_error(f"value {show(value)} is beyond the range of a double")
-            return orjson.Fragment(text.encode())
-        if _LOOSE_NUMBER.fullmatch(text):
-            return _decimal_bytes(Decimal(text), value)
-        raise _value_error(f"value {show(value)} is not a number")
-    number = _as_number(value)
-    if number is None:
-        raise _value_error(f"value {show(value)} of type {type(value).__name__} is not a number")
-    if isinstance(number, float):
-        if number - number != 0.0:
-            raise _value_error(f"value {show(value)} is not a finite number")
-        return number
-    if isinstance(number, int):
-        if _INT64_MIN <= number <= _UINT64_MAX:
-            return number
-        if number.bit_length() > 1024:  # beyond 2**1024 > float max; str() of it may be refused
-            raise _value_error(f"value {show(value)} is beyond the range of a double")
-        return _decimal_bytes(Decimal(number), value)
-    return _decimal_bytes(number, value)
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"timezone must be an IANA zone name such as 'UTC' or 'Europe/Paris', not {name!r}")
+    name = name.strip()
+    if name.upper() in ("UTC", "Z", "ETC/UTC"):
+        return "UTC", _UTC, True
+    try:
+        return name, ZoneInfo(name), False
+    except Exception:
+        raise ValueError(f"timezone {name!r} is not a known IANA zone name") from None
 
 
-# ---------------------------------------------------------------- identifiers
+#: Entries each timestamp cache holds before it is cleared (a run of distinct values stays flat).
+CACHE_LIMIT = 50_000
+# The wire form itself, 'YYYY-MM-DDTHH:MM:SSZ' in ASCII digits: checked without the general parser.
+_CANONICAL_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
+_AWARE_MIN = TIMESTAMP_MIN.replace(tzinfo=_UTC)
+_AWARE_MAX = TIMESTAMP_MAX.replace(tzinfo=_UTC)
 
 
-def convert_identifier(value: Any, field: str, code: str) -> str | None:
+class TimestampTexts:
     """
-    Normalise an identifier (customer, metric, job, event id) to a stripped string; None if missing.
+    The UTC text of a row's timestamp, cached by input value: usage data repeats its hourly buckets.
 
-    Strings are stripped (blank is missing); integers (Python, numpy, integral Decimals, and
-    integral floats up to 2**53, which is how a pandas integer column with a gap arrives) become
-    their decimal text; UUIDs their text. Anything else raises.
+    Only values whose text depends on the value alone are cached: strings, and datetimes that are
+    UTC (aware) or naive read as UTC. (Aware datetimes of one zone compare equal across a DST fold,
+    so they are converted every time.)
 
-    :param value: the row's value.
-    :param field: the event field, for the message.
-    :param code: the rejection code for a value of the wrong kind.
-    :raises FieldError: for booleans, fractional or huge floats, and non-scalar values.
+    :param converter: the general conversion, for everything the fast checks do not settle.
     """
-    if isinstance(value, str):
-        return str.__str__(value).strip() or None
-    if is_missing(value):
+
+    __slots__ = ("_datetimes", "_naive_is_utc", "_texts", "converter")
+
+    def __init__(self, converter: TimestampConverter) -> None:
+        self.converter = converter
+        self._naive_is_utc = converter.tz_is_utc
+        self._texts: dict[str, str] = {}
+        self._datetimes: dict[datetime, str] = {}
+
+    def __len__(self) -> int:
+        """Entries held in the caches."""
+        return len(self._texts) + len(self._datetimes)
+
+    def lookup(self, raw: Any) -> str | None:
+        """
+        The text of a string or a UTC datetime settled without the general parser; else None.
+
+        :raises FieldError: for an out-of-range UTC datetime.
+        """
+        kind = type(raw)
+        if kind is str:
+            text = self._texts.get(raw)
+            if text is None and (text := self._wire_form(raw)) is not None:
+                self._remember(self._texts, raw, text)
+            return text
+        if kind is datetime and self._cacheable(raw):
+            text = self._datetimes.get(raw)
+            if text is None:
+                text = self._from_utc_datetime(raw)
+                self._remember(self._datetimes, raw, text)
+            return text
         return None
-    if _is_bool(value):
-        raise FieldError(code, field, f"{field} {show(value)} is a boolean, not an identifier")
-    if isinstance(value, UUID):
-        return str(value)
-    number = _as_number(value)
-    if isinstance(number, int):
-        return str(number)
-    if isinstance(number, float):
-        if number.is_integer() and abs(number) <= _FLOAT_EXACT:
-            return str(int(number))
-        raise FieldError(
-            code, field, f"{field} {show(value)} is a non-integral or imprecise float, not an identifier"
-        )
-    if isinstance(number, Decimal):
+
+    def _cacheable(self, raw: datetime) -> bool:
+        return raw.tzinfo is _UTC or (raw.tzinfo is None and self._naive_is_utc)
+
+    @staticmethod
+    def _remember(cache: dict[Any, str], raw: Any, text: str) -> None:
+        if len(cache) >= CACHE_LIMIT:
+            cache.clear()
+        cache[raw] = text
+
+    def convert(self, raw: Any) -> str:
+        """
+        The text of any timestamp value (strings remembered).
+
+        :raises FieldError: ``invalid_timestamp`` when it cannot be read or is out of range.
+        """
+        text = self.lookup(raw)
+        if text is None:
+            text = self.converter(raw)
+            if type(raw) is str:
+                self._remember(self._texts, raw, text)
+        return text
+
+    def _from_utc_datetime(self, raw: datetime) -> str:
+        # A plain datetime in UTC (psycopg2's timestamptz in a UTC session): no offset arithmetic.
+        if raw.tzinfo is None:
+            if TIMESTAMP_MIN <= raw <= TIMESTAMP_MAX:
+                return raw.isoformat() + "Z"
+        elif _AWARE_MIN <= raw <= _AWARE_MAX:
+            return raw.replace(tzinfo=None).isoformat() + "Z"
+        return self.converter(raw)  # out of range: its message
+
+    @staticmethod
+    def _wire_form(raw: str) -> str | None:
+        """``raw`` itself when it is already the wire form of a real, in-range date."""
+        if not _CANONICAL_UTC.fullmatch(raw):
+            return None
         try:
-            if number == number.to_integral_value() and number.adjusted() < 40:
-                return str(int(number))
-        except (InvalidOperation, OverflowError, ValueError):
-            pass
-        raise FieldError(code, field, f"{field} {show(value)} is not an integral number")
-    raise FieldError(
-        code, field, f"{field} {show(value)} of type {type(value).__name__} is not an identifier"
-    )
+            moment = datetime.fromisoformat(raw[:19])
+        except ValueError:
+            return None
+        return raw if TIMESTAMP_MIN <= moment <= TIMESTAMP_MAX else None
