@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from enso_provider.events import Event, Rejection, decode_event, encode_batch
+from enso_provider.events import Event, decode_event, encode_batch
 from enso_provider.exceptions import EnsoConfigError, EnsoError, EnsoRequestError
 from enso_provider.hooks.results import BatchResult
 from enso_provider.hooks.retry import RetryPolicy, is_transient_status
+from enso_provider.models import DeliveryReport, FailedRow
+
+#: The one failed-row type, by the name the delivery has always used.
+Failure = FailedRow
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +32,6 @@ DEFAULT_MAX_BATCH_BYTES = 512 * 1024
 DEFAULT_CONCURRENCY = 4
 #: Rounds of re-sending the records Enso failed transiently (statusCode 429/5xx inside a 200).
 DEFAULT_RECORD_RETRIES = 3
-#: How many failures a report keeps whole; the rest are counted by code.
-SAMPLE_SIZE = 20
-#: How many failures of one code the sample keeps, so that every code present gets a place.
-SAMPLE_PER_CODE = 3
 #: Seconds between two progress lines in the task log.
 PROGRESS_INTERVAL = 15.0
 
@@ -49,69 +48,6 @@ class BatchPoster(Protocol):
     def post_batch_body(self, body: bytes, *, sent: int) -> BatchResult: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """
-    One row that did not become an accepted event, in the API's failed-record shape.
-
-    :param index: the row's position in the caller's input.
-    :param error: why, for a person.
-    :param code: Enso's code (int or str) or a local code (str).
-    :param status_code: Enso's per-record status, or 400 for a local rejection.
-    :param event_id: the event's id when an event was built.
-    :param event: the event (decoded) when one was built.
-    :param row: the source row (JSON-safe) when known.
-    :param row_key: the row's key column value when known.
-    :param local: True when rejected before sending.
-    :param transient: True when Enso failed it transiently and it stayed undelivered after every
-        re-send round: a retry of the task (or a replay) sends it again under the same eventId.
-    :param data: the event's bytes exactly as built and sent (what a replay sends again).
-    """
-
-    index: int
-    error: str
-    code: int | str | None
-    status_code: int | None
-    event_id: str | None = None
-    event: dict[str, Any] | None = None
-    row: Any = None
-    row_key: str | None = None
-    local: bool = False
-    transient: bool = False
-    data: bytes | None = None
-
-    def as_record(self) -> dict[str, Any]:
-        """A JSON-ready record for reports and the rejected-records file."""
-        return {
-            "index": self.index,
-            "error": self.error,
-            "code": self.code,
-            "statusCode": self.status_code,
-            "eventId": self.event_id,
-            "rowKey": self.row_key,
-            "rejectedBy": "local" if self.local else "enso",
-            "row": self.row,
-            "event": self.event,
-            # The event as sent, as JSON text: every digit kept (``event`` reads numbers as doubles).
-            "eventJson": self.data.decode() if self.data is not None else None,
-        }
-
-    @classmethod
-    def from_rejection(cls, rejection: Rejection) -> Failure:
-        event = rejection.event
-        return cls(
-            index=rejection.index,
-            error=rejection.error,
-            code=rejection.code,
-            status_code=rejection.status_code,
-            event_id=(event or {}).get("eventId"),
-            event=event,
-            row=rejection.row,
-            row_key=rejection.row_key,
-            local=True,
-        )
-
-
 class ItemChunks:
     """
     Items that arrive a list at a time (as :meth:`EventMapper.map_chunks` gives them), so that the
@@ -122,98 +58,31 @@ class ItemChunks:
 
     __slots__ = ("chunks",)
 
-    def __init__(self, chunks: Iterable[list[Event | Rejection]]) -> None:
+    def __init__(self, chunks: Iterable[list[Event | FailedRow]]) -> None:
         self.chunks = chunks
 
-    def __iter__(self) -> Iterator[Event | Rejection]:
+    def __iter__(self) -> Iterator[Event | FailedRow]:
         for chunk in self.chunks:
             yield from chunk
 
 
-@dataclass
-class DeliveryReport:
-    """
-    What happened to every input item. ``total == success + failed + invalid`` and
-    ``sent == success + failed`` always hold.
-
-    :param total: items read from the input.
-    :param sent: events posted to Enso (each counted once, however often it was re-sent).
-    :param success: events Enso accepted.
-    :param failed: events Enso refused, or that stayed undelivered after retries (``undelivered``).
-    :param invalid: items rejected locally, never sent.
-    :param undelivered: of ``failed``, the events Enso failed transiently (429/5xx) on every re-send
-        round: not refused, only not delivered yet.
-    :param batches: requests that carried events (re-sends included).
-    :param errors: failures counted by code.
-    :param sample: a few failures of every code present (at most ``SAMPLE_PER_CODE`` of one code,
-        ``SAMPLE_SIZE`` in all), whole, in the order they came.
-    :param dry_run: nothing was posted; ``sent`` counts what would have been.
-    """
-
-    total: int = 0
-    sent: int = 0
-    success: int = 0
-    failed: int = 0
-    invalid: int = 0
-    undelivered: int = 0
-    batches: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
-    sample: list[dict[str, Any]] = field(default_factory=list)
-    dry_run: bool = False
-    elapsed: float = 0.0
-
-    @property
-    def failures(self) -> int:
-        """Rows that were not accepted: rejected locally plus refused by Enso."""
-        return self.failed + self.invalid
-
-    def record(self, failure: Failure) -> None:
-        """Count a failure by code, and keep it whole if its code has fewer than a few in the sample."""
-        code = str(failure.code)
-        self.errors[code] += 1
-        seen = self.errors[code]
-        if seen > SAMPLE_PER_CODE:
-            return  # the common case of a long run: this code's few are in
-        sample = self.sample
-        if len(sample) < SAMPLE_SIZE:
-            sample.append(failure.as_record())
-            return
-        if seen > 1:
-            return  # full: only a code not shown yet earns a place
-        # Make room: drop the latest failure of the code shown most often, if it shows more than one.
-        shown = Counter(str(s["code"]) for s in sample)
-        crowded, count = shown.most_common(1)[0]
-        if count < 2:
-            return  # as many codes as places
-        last = max(i for i, s in enumerate(sample) if str(s["code"]) == crowded)
-        del sample[last]
-        sample.append(failure.as_record())
-
-    def as_dict(self) -> dict[str, Any]:
-        """The report as plain JSON-ready values (XCom)."""
-        return {
-            "total": self.total,
-            "sent": self.sent,
-            "success": self.success,
-            "failed": self.failed,
-            "invalid": self.invalid,
-            "undelivered": self.undelivered,
-            "batches": self.batches,
-            "errors": dict(self.errors.most_common()),
-            "sample": list(self.sample),
-            "dry_run": self.dry_run,
-            "elapsed_seconds": round(self.elapsed, 3),
-        }
+def _refused(event: Event, code: int | str | None, status_code: int | None, error: str) -> FailedRow:
+    """A record Enso failed, with what resending it needs (its bytes, index and id)."""
+    return FailedRow(
+        index=event.index,
+        error=error,
+        code=code,
+        status_code=status_code,
+        event_id=event.event_id,
+        local=False,
+        data=event.data,
+    )
 
 
-@dataclass(slots=True)
-class _Refused:
-    """A record Enso failed: its event, Enso's code and status, the error."""
-
-    event: Event
-    code: int | str | None
-    status_code: int | None
-    error: str
+def _event_of(row: FailedRow) -> Event:
+    assert row.event_id is not None
+    assert row.data is not None
+    return Event(row.index, row.event_id, row.data)
 
 
 @dataclass(slots=True)
@@ -222,9 +91,9 @@ class _Outcome:
 
     success: int = 0
     requests: int = 0
-    failures: list[_Refused] = field(default_factory=list)
+    failures: list[FailedRow] = field(default_factory=list)
     #: Records still failing transiently after the last round.
-    undelivered: list[_Refused] = field(default_factory=list)
+    undelivered: list[FailedRow] = field(default_factory=list)
 
 
 class _Stopped(Exception):
@@ -265,7 +134,7 @@ class Delivery:
         record_retries: int = DEFAULT_RECORD_RETRIES,
         policy: RetryPolicy | None = None,
         dry_run: bool = False,
-        on_failure: Callable[[Failure], None] | None = None,
+        on_failure: Callable[[FailedRow], None] | None = None,
         progress_interval: float = PROGRESS_INTERVAL,
         sleep: Callable[[float], None] = time.sleep,
         logger: Any = None,
@@ -288,7 +157,7 @@ class Delivery:
 
     # -- the caller's thread ----------------------------------------------------------------------------
 
-    def run(self, items: Iterable[Event | Rejection]) -> DeliveryReport:
+    def run(self, items: Iterable[Event | FailedRow]) -> DeliveryReport:
         """
         Deliver every item and return the report.
 
@@ -380,27 +249,16 @@ class Delivery:
         ]:
             report.failed += 1
             report.undelivered += transient
-            event = refused.event
+            assert refused.data is not None
             code = refused.code if refused.code is not None or not transient else UNDELIVERED
-            self._fail(
-                Failure(
-                    index=event.index,
-                    error=refused.error,
-                    code=code,
-                    status_code=refused.status_code,
-                    event_id=event.event_id,
-                    event=decode_event(event.data),
-                    transient=transient,
-                    data=event.data,
-                )
-            )
+            self._fail(replace(refused, code=code, event=decode_event(refused.data), transient=transient))
 
-    def _fail(self, failure: Failure) -> None:
+    def _fail(self, failure: FailedRow) -> None:
         self.report.record(failure)
         if self.on_failure is not None:
             self.on_failure(failure)
 
-    def _batches(self, items: Iterable[Event | Rejection]) -> Iterator[list[Event]]:
+    def _batches(self, items: Iterable[Event | FailedRow]) -> Iterator[list[Event]]:
         """Cut events into batches by count and bytes; account for rejections on the way."""
         report = self.report
         limit_count, limit_bytes = self.batch_size, self.max_batch_bytes - _BATCH_OVERHEAD
@@ -409,9 +267,9 @@ class Delivery:
         for item in items:
             report.total += 1
             if type(item) is not Event:
-                if isinstance(item, Rejection):
+                if isinstance(item, FailedRow):
                     report.invalid += 1
-                    self._fail(Failure.from_rejection(item))
+                    self._fail(item)
                     continue
                 raise TypeError(f"delivery takes Event or Rejection items, got {type(item).__name__}")
             n = len(item.data) + 1  # the comma
@@ -422,14 +280,12 @@ class Delivery:
                 # Bigger than a whole request may be: never sendable, rejected like invalid input.
                 report.invalid += 1
                 self._fail(
-                    Failure(
+                    FailedRow(
                         index=item.index,
                         error=f"event of {n - 1} bytes is larger than max_batch_bytes allows",
                         code="event_too_large",
-                        status_code=400,
                         event_id=item.event_id,
                         event=decode_event(item.data),
-                        local=True,
                         data=item.data,
                     )
                 )
@@ -466,7 +322,7 @@ class Delivery:
             raise
         return self._rounds(transient, outcome)
 
-    def _rounds(self, transient: list[_Refused], outcome: _Outcome) -> _Outcome:
+    def _rounds(self, transient: list[FailedRow], outcome: _Outcome) -> _Outcome:
         """
         Re-send the records that failed transiently, alone, ``record_retries`` rounds at most, spaced by
         the retry policy's waits (one tenacity loop, as for whole requests).
@@ -498,14 +354,14 @@ class Delivery:
         outcome.undelivered.extend(pending)
         return outcome
 
-    def _resend(self, records: list[_Refused], outcome: _Outcome) -> list[_Refused]:
+    def _resend(self, records: list[FailedRow], outcome: _Outcome) -> list[FailedRow]:
         """One round: post ``records``' events again; return those still failing transiently."""
-        previous = {id(r.event): r for r in records}
-        return self._post_split([r.event for r in records], outcome, previous=previous)
+        previous = {r.index: r for r in records}
+        return self._post_split([_event_of(r) for r in records], outcome, previous=previous)
 
     def _post_split(
-        self, batch: list[Event], outcome: _Outcome, *, previous: dict[int, _Refused] | None = None
-    ) -> list[_Refused]:
+        self, batch: list[Event], outcome: _Outcome, *, previous: dict[int, FailedRow] | None = None
+    ) -> list[FailedRow]:
         """
         Post ``batch``; on 413 split it in halves. Return the records that failed transiently.
 
@@ -526,7 +382,7 @@ class Delivery:
                 )
             # The whole request was refused for a reason resending cannot fix: every record failed.
             code = err.code if err.code is not None else f"http_{err.status_code}"
-            outcome.failures.extend(_Refused(event, code, err.status_code, str(err)) for event in batch)
+            outcome.failures.extend(_refused(event, code, err.status_code, str(err)) for event in batch)
             return []
         except EnsoConfigError:
             # A redirect or a misconfiguration meets every request alike: it stops the run.
@@ -535,17 +391,17 @@ class Delivery:
             if previous is None:
                 raise
             self.log.warning("Re-sending %s transiently failed record(s) failed: %s", len(batch), err)
-            kept = [previous[id(event)] for event in batch]
-            return [_Refused(r.event, r.code, r.status_code, f"{r.error} (re-send: {err})") for r in kept]
+            kept = [previous[event.index] for event in batch]
+            return [replace(r, error=f"{r.error} (re-send: {err})") for r in kept]
         return self._take_result(batch, result, outcome)
 
     @staticmethod
-    def _take_result(batch: list[Event], result: BatchResult, outcome: _Outcome) -> list[_Refused]:
+    def _take_result(batch: list[Event], result: BatchResult, outcome: _Outcome) -> list[FailedRow]:
         """Count Enso's answer into ``outcome``; return the records that failed transiently."""
-        transient: list[_Refused] = []
+        transient: list[FailedRow] = []
         outcome.success += result.success
         for record in result.failed_records:
-            refused = _Refused(batch[record.index], record.code, record.status_code, record.error)
+            refused = _refused(batch[record.index], record.code, record.status_code, record.error)
             if is_transient_status(record.status_code):
                 transient.append(refused)
             else:

@@ -6,8 +6,9 @@ What the mapper hands out: the wire field names, the local rejection codes, :cla
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
+
+from enso_provider.models import FailedRow
 
 #: The event fields, as sent.
 CUSTOMER_ENTITY_ID = "CustomerEntityId"
@@ -113,39 +114,7 @@ class Event(NamedTuple):
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """
-    A row that cannot become a valid event: never sent, reported in the API's failed-record shape.
-
-    :param index: the row's position in the run (0-based, continuing across ``map()`` calls).
-    :param error: a sentence naming the field and the bad value (truncated).
-    :param code: the local code, one of :data:`REJECTION_CODES`.
-    :param status_code: the HTTP-like status of the failure (always 400 for local rejections).
-    :param row_key: the row's ``event_id_column`` value, when that option is set and readable.
-    :param row: the source row, made JSON-safe.
-    :param event: the event fields mapped (or the whole event built) before the rule failed.
-    :param field: the event field at fault, if one is.
-    """
-
-    index: int
-    error: str
-    code: str
-    status_code: int = 400
-    row_key: str | None = None
-    row: dict[str, Any] | None = None
-    event: dict[str, Any] | None = None
-    field: str | None = None
-
-    def as_record(self) -> dict[str, Any]:
-        """The API's failed-record shape (``index``, ``error``, ``code``, ``statusCode``) plus extras."""
-        return {
-            "index": self.index,
-            "error": self.error,
-            "code": self.code,
-            "statusCode": self.status_code,
-            "rowKey": self.row_key,
-            "row": self.row,
-            "event": self.event,
-            "field": self.field,
-        }
+#: A row that cannot become a valid event: never sent, reported in the API's failed-record shape.
+#: The one failed-row type (:class:`~enso_provider.models.FailedRow`), made by the mapper with
+#: ``local=True`` and status 400.
+Rejection = FailedRow

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.sdk import BaseOperator
-
 from enso_provider.delivery import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_BATCH_BYTES,
     DeliveryReport,
     ItemChunks,
 )
 from enso_provider.events import Event, EventMapper, Rejection, ids, json_safe
 from enso_provider.exceptions import EnsoConfigError, EnsoError
-from enso_provider.hooks.enso import EnsoHook
+from enso_provider.operators.base import EnsoDeliveryOperator
 from enso_provider.operators.policy import FailurePolicy
 from enso_provider.operators.rejected import RejectedRecordsWriter, check_writable
 from enso_provider.operators.report import log_report
@@ -72,7 +66,7 @@ def run_namespace(
     return "|".join(parts)
 
 
-class EnsoBatchEventsOperator(BaseOperator):
+class EnsoBatchEventsOperator(EnsoDeliveryOperator):
     """
     Send usage rows to Enso as events: from an upstream task (XCom) or from SQL, streamed.
 
@@ -157,14 +151,6 @@ class EnsoBatchEventsOperator(BaseOperator):
         timezone: str = "UTC",
         timestamp_unit: Literal["s", "ms"] | None = None,
         event_id_version: str = ids.VERSION,
-        enso_conn_id: str = EnsoHook.default_conn_name,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
-        concurrency: int = DEFAULT_CONCURRENCY,
-        max_failures: int | None = 0,
-        max_failure_ratio: float | None = None,
-        on_breach: Literal["fail", "warn"] = "fail",
-        dry_run: bool = False,
         rejected_records_path: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -183,15 +169,6 @@ class EnsoBatchEventsOperator(BaseOperator):
         self.timezone = timezone
         self.timestamp_unit = timestamp_unit
         self.event_id_version = event_id_version
-        self.enso_conn_id = enso_conn_id
-        self.batch_size = batch_size
-        self.max_batch_bytes = max_batch_bytes
-        self.concurrency = concurrency
-        self.max_failures = max_failures
-        self.max_failure_ratio = max_failure_ratio
-        self.on_breach = on_breach
-        # Not `self.dry_run`: that name is BaseOperator's method for rendering templates only.
-        self.is_dry_run = dry_run
         self.rejected_records_path = rejected_records_path
 
     # `events` stays a template field, so that Airflow resolves an XComArg there and sets the upstream
@@ -204,11 +181,6 @@ class EnsoBatchEventsOperator(BaseOperator):
     @events.setter
     def events(self, value: Any) -> None:
         self._events = as_rows(value)
-
-    @cached_property
-    def hook(self) -> EnsoHook:
-        """The Enso hook (built on first use, in ``execute``)."""
-        return EnsoHook(enso_conn_id=self.enso_conn_id)
 
     # -- argument checks, at execute time ----------------------------------------------------------------
 
@@ -232,7 +204,7 @@ class EnsoBatchEventsOperator(BaseOperator):
             isinstance(self.fetch_size, bool) or not isinstance(self.fetch_size, int) or self.fetch_size < 1
         ):
             raise AirflowFailException(f"fetch_size must be a positive integer, got {self.fetch_size!r}")
-        return FailurePolicy.checked(self)
+        return self.checked_policy()
 
     def partition_identity(self) -> Any:
         """
@@ -241,9 +213,10 @@ class EnsoBatchEventsOperator(BaseOperator):
         """
         if self.sql:
             return {"sql": str(self.sql), "parameters": self.parameters}
-        if isinstance(self.events, Sequence) and not isinstance(self.events, (str, bytes)):
-            return {"events": json_safe(self.events)}
-        return {"events": self.events}  # not a list: refused by the namespace, with its type
+        rows = unwrap(self.events)
+        if isinstance(rows, Sequence) and not isinstance(rows, (str, bytes)):
+            return {"events": json_safe(rows)}
+        return {"events": rows}  # not a list: refused by the namespace, with its type
 
     def _mapper(self, context: Context) -> EventMapper:
         try:
@@ -317,15 +290,7 @@ class EnsoBatchEventsOperator(BaseOperator):
         )
         report: DeliveryReport | None = None
         try:
-            report = self.hook.deliver(
-                self._items(mapper),
-                batch_size=self.batch_size,
-                max_batch_bytes=self.max_batch_bytes,
-                concurrency=self.concurrency,
-                dry_run=self.is_dry_run,
-                on_failure=writer.write if writer else None,
-                logger=self.log,
-            )
+            report = self.deliver(self._items(mapper), on_failure=writer.write if writer else None)
         except EnsoError as err:
             if err.report is not None:
                 partial = err.report.as_dict()
@@ -341,13 +306,9 @@ class EnsoBatchEventsOperator(BaseOperator):
             # Also after a stop: the file then lists what failed before it, and a retry replaces it.
             if writer is not None:
                 writer.commit()
-        result = report.as_dict()
-        result["rejected_records_path"] = writer.path if writer and writer.written else None
-        log_report(self.log, result)
-        if report.total == 0:
-            self.log.info("No rows to send: nothing was posted.")
-        policy.enforce(report, self.log)
-        return result
+        return self.conclude(
+            report, policy, rejected_records_path=writer.path if writer and writer.written else None
+        )
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """

@@ -5,26 +5,20 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from airflow.sdk import BaseOperator
 
 from enso_provider.delivery import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_BATCH_BYTES,
     DeliveryReport,
     Failure,
     is_transient_status,
 )
 from enso_provider.events import Event, Rejection, dumps
 from enso_provider.exceptions import EnsoError
-from enso_provider.hooks.enso import EnsoHook
+from enso_provider.operators.base import EnsoDeliveryOperator
 from enso_provider.operators.policy import FailurePolicy
 from enso_provider.operators.rejected import PARTIAL_SUFFIX, RejectedRecordsWriter, as_url
-from enso_provider.operators.report import log_report
 from enso_provider.version_compat import AirflowFailException
 
 if TYPE_CHECKING:
@@ -61,7 +55,7 @@ class _ReadState:
     carried: dict[int, bytes] = field(default_factory=dict)
 
 
-class EnsoReplayRejectedOperator(BaseOperator):
+class EnsoReplayRejectedOperator(EnsoDeliveryOperator):
     """
     Re-send the events recorded in rejected-records files, such as those of
     :class:`~enso_provider.operators.batch_events.EnsoBatchEventsOperator`, and write what is still not
@@ -121,14 +115,6 @@ class EnsoReplayRejectedOperator(BaseOperator):
         output_path: str,
         replay_codes: Collection[int | str] | int | str = DEFAULT_REPLAY_CODES,
         allow_missing: bool = True,
-        enso_conn_id: str = EnsoHook.default_conn_name,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
-        concurrency: int = DEFAULT_CONCURRENCY,
-        max_failures: int | None = 0,
-        max_failure_ratio: float | None = None,
-        on_breach: Literal["fail", "warn"] = "fail",
-        dry_run: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -136,20 +122,6 @@ class EnsoReplayRejectedOperator(BaseOperator):
         self.output_path = output_path
         self.replay_codes = replay_codes
         self.allow_missing = allow_missing
-        self.enso_conn_id = enso_conn_id
-        self.batch_size = batch_size
-        self.max_batch_bytes = max_batch_bytes
-        self.concurrency = concurrency
-        self.max_failures = max_failures
-        self.max_failure_ratio = max_failure_ratio
-        self.on_breach = on_breach
-        # Not `self.dry_run`: that name is BaseOperator's method for rendering templates only.
-        self.is_dry_run = dry_run
-
-    @cached_property
-    def hook(self) -> EnsoHook:
-        """The Enso hook (built on first use, in ``execute``)."""
-        return EnsoHook(enso_conn_id=self.enso_conn_id)
 
     # -- argument checks, at execute time ----------------------------------------------------------------
 
@@ -186,7 +158,7 @@ class EnsoReplayRejectedOperator(BaseOperator):
             )
         if not isinstance(self.allow_missing, bool):
             raise AirflowFailException(f"allow_missing must be True or False, got {self.allow_missing!r}")
-        return FailurePolicy.checked(self)
+        return self.checked_policy()
 
     # -- sources ------------------------------------------------------------------------------------------
 
@@ -371,15 +343,7 @@ class EnsoReplayRejectedOperator(BaseOperator):
                 partial.write(failure)
 
         try:
-            report: DeliveryReport = self.hook.send_events(
-                self._items(files, codes, state),
-                batch_size=self.batch_size,
-                max_batch_bytes=self.max_batch_bytes,
-                concurrency=self.concurrency,
-                dry_run=self.is_dry_run,
-                on_failure=on_failure,
-                logger=self.log,
-            )
+            report: DeliveryReport = self.deliver(self._items(files, codes, state), on_failure=on_failure)
         except BaseException as err:
             if partial is not None:
                 partial.discard()
@@ -390,15 +354,11 @@ class EnsoReplayRejectedOperator(BaseOperator):
                 )
             raise
         written = self._finish(partial, output)
-        result = report.as_dict()
-        result["rejected_records_path"] = output_url if written else None
-        log_report(self.log, result, unit="records")
         if state.corrupt:
             self.log.warning("%s corrupt line(s) in the sources, kept in the output as is.", state.corrupt)
-        if report.total == 0:
-            self.log.info("No rejected records to replay: nothing was posted.")
-        policy.enforce(report, self.log)
-        return result
+        return self.conclude(
+            report, policy, rejected_records_path=output_url if written else None, unit="records"
+        )
 
     def _finish(self, partial: RejectedRecordsWriter | None, output: ObjectStoragePath) -> bool:
         """Move the complete output into place; remove an older one when nothing is left. Written?"""

@@ -32,8 +32,8 @@ def test_reordered_added_and_removed_partitions_store_nothing_new(dagbag, enso, 
 def test_a_partition_that_is_not_json_is_refused_with_a_clear_error() -> None:
     from types import SimpleNamespace
 
-    from enso_provider._compat import AirflowFailException
     from enso_provider.operators.batch_events import run_namespace
+    from enso_provider.version_compat import AirflowFailException
 
     ti = SimpleNamespace(dag_id="d", task_id="t", map_index=0)
     context = {"ti": ti, "run_id": "r", "data_interval_start": None, "data_interval_end": None}

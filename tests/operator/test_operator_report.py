@@ -6,7 +6,8 @@ import json
 from collections import Counter
 from typing import Any
 
-from enso_provider.delivery import SAMPLE_PER_CODE, SAMPLE_SIZE, DeliveryReport, Failure
+from enso_provider.models import SAMPLE_PER_CODE, SAMPLE_SIZE, DeliveryReport
+from enso_provider.models import FailedRow as Failure
 from enso_provider.operators.batch_events import EnsoBatchEventsOperator
 from enso_provider.operators.report import format_report
 from tests.replay.records import context, read_records, replay, row

@@ -1,0 +1,99 @@
+"""What both Enso operators share: the connection, the delivery options, the failure policy, the report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import cached_property
+from typing import Any, Literal
+
+from airflow.sdk import BaseOperator
+
+from enso_provider.delivery import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES
+from enso_provider.events import Event
+from enso_provider.hooks.enso import EnsoHook
+from enso_provider.models import DeliveryReport, FailedRow
+from enso_provider.operators.policy import FailurePolicy
+from enso_provider.operators.report import log_report
+
+
+class EnsoDeliveryOperator(BaseOperator):
+    """
+    The base of the Enso operators: it holds the arguments every delivery takes and applies them.
+
+    :param enso_conn_id: the Enso connection.
+    :param batch_size: most events per request (default 500).
+    :param max_batch_bytes: most bytes per request body (default 512 KiB).
+    :param concurrency: most requests in flight (default 4).
+    :param max_failures: most failed rows before the run is a breach; None for no limit. Default 0.
+    :param max_failure_ratio: most failed rows as a share of all rows (0.0-1.0); None for no limit.
+    :param on_breach: ``"fail"`` (the task fails without retrying) or ``"warn"`` (it logs a warning and
+        succeeds).
+    :param dry_run: read, map and check everything, post nothing.
+    """
+
+    def __init__(
+        self,
+        *,
+        enso_conn_id: str = EnsoHook.default_conn_name,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        max_failures: int | None = 0,
+        max_failure_ratio: float | None = None,
+        on_breach: Literal["fail", "warn"] = "fail",
+        dry_run: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.enso_conn_id = enso_conn_id
+        self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
+        self.concurrency = concurrency
+        self.max_failures = max_failures
+        self.max_failure_ratio = max_failure_ratio
+        self.on_breach = on_breach
+        # Not `self.dry_run`: that name is BaseOperator's method for rendering templates only.
+        self.is_dry_run = dry_run
+
+    @cached_property
+    def hook(self) -> EnsoHook:
+        """The Enso hook (built on first use, in ``execute``)."""
+        return EnsoHook(enso_conn_id=self.enso_conn_id)
+
+    def checked_policy(self) -> FailurePolicy:
+        """The failure policy, the delivery options checked (a bad one fails the task, unretried)."""
+        return FailurePolicy.checked(self)
+
+    def deliver(
+        self,
+        items: Iterable[Event | FailedRow],
+        *,
+        on_failure: Callable[[FailedRow], None] | None,
+    ) -> DeliveryReport:
+        """Deliver ``items`` with this operator's delivery options, progress in the task log."""
+        return self.hook.deliver(
+            items,
+            batch_size=self.batch_size,
+            max_batch_bytes=self.max_batch_bytes,
+            concurrency=self.concurrency,
+            dry_run=self.is_dry_run,
+            on_failure=on_failure,
+            logger=self.log,
+        )
+
+    def conclude(
+        self,
+        report: DeliveryReport,
+        policy: FailurePolicy,
+        *,
+        rejected_records_path: str | None,
+        unit: str = "rows",
+    ) -> dict[str, Any]:
+        """Log the report, apply the policy, and return the report as the task's XCom."""
+        result = report.as_dict()
+        result["rejected_records_path"] = rejected_records_path
+        log_report(self.log, result, unit=unit)
+        if report.total == 0:
+            self.log.info("Nothing to send: nothing was posted.")
+        policy.enforce(report, self.log)
+        return result
