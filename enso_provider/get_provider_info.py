@@ -52,7 +52,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "max_retries": {
         "label": "Max retries",
         "schema": {"type": ["integer", "null"], "default": 5},
-        "description": "Retries of one request after a network error, a 429 or a 5xx.",
+        "description": "Retries of one request after a network error, a deadline, a 408/425/429, "
+        "a 5xx or a malformed answer.",
     },
     "verify_ssl": {
         "label": "Verify TLS certificates",

@@ -83,7 +83,7 @@ class DeliveryReport:
     :param success: events Enso accepted.
     :param failed: events Enso refused, or that stayed undelivered after retries (``undelivered``).
     :param invalid: items rejected locally, never sent.
-    :param undelivered: of ``failed``, the events Enso failed transiently (429/5xx) on every re-send
+    :param undelivered: of ``failed``, the events Enso failed transiently (408/425/429/5xx) on every re-send
         round: not refused, only not delivered yet.
     :param batches: requests that carried events (re-sends included).
     :param errors: failures counted by code.

@@ -42,9 +42,9 @@ class _EnsoEventsDecoratedOperator(DecoratedOperator, EnsoBatchEventsOperator):
     Every other keyword argument is one of
     :class:`~enso_provider.operators.batch_events.EnsoBatchEventsOperator`'s mapping, delivery and
     policy options (``field_map``, ``defaults``, ``metadata_columns``, ``row_mapper``, ``job_id``,
-    ``event_id_column``, ``timezone``, ``timestamp_unit``, ``enso_conn_id``, ``batch_size``,
-    ``max_batch_bytes``, ``concurrency``, ``max_failures``, ``max_failure_ratio``, ``on_breach``,
-    ``dry_run``, ``rejected_records_path``), or a ``BaseOperator`` argument.
+    ``event_id_column``, ``event_id_version``, ``timezone``, ``timestamp_unit``, ``enso_conn_id``,
+    ``batch_size``, ``max_batch_bytes``, ``concurrency``, ``max_failures``, ``max_failure_ratio``,
+    ``on_breach``, ``dry_run``, ``rejected_records_path``), or a ``BaseOperator`` argument.
     """
 
     template_fields: Sequence[str] = (*DecoratedOperator.template_fields, *_TEMPLATED)

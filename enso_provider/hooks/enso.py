@@ -300,9 +300,9 @@ class EnsoHook(BaseHook):
 
         Each event is encoded once; batches are cut by count and bytes; at most ``concurrency`` requests
         are in flight, so memory stays bounded whatever the input size. Records Enso fails transiently
-        (``statusCode`` 429/5xx inside a 200) are re-sent alone, ``record_retries`` rounds at most; those
-        still undelivered are counted in ``report.undelivered``. Failed-record indexes are mapped back to
-        the positions in ``events``.
+        (``statusCode`` 408/425/429/5xx inside a 200) are re-sent alone, ``record_retries`` rounds at
+        most; those still undelivered are counted in ``report.undelivered``. Failed-record indexes are
+        mapped back to the positions in ``events``.
 
         :param events: event mappings (field names as on the wire: ``CustomerEntityId``, ``metric``,
             ``value``, ``timestamp``, optional ``metadata``, ``eventId``, ``JobId``), or items already

@@ -88,7 +88,7 @@ class EnsoBatchEventsOperator(EnsoDeliveryOperator):
         fetches leave the sending idle while they read). Raise it where each fetch is a network
         round trip to a distant database (a PostgreSQL server-side cursor).
 
-    Mapping (see the README's "Rows to events"):
+    Mapping (see docs/rows-to-events.md):
 
     :param field_map: ``{event field: source column}``. (templated)
     :param defaults: constant fields for every event, e.g. ``{"metric": "api_calls"}``. (templated)

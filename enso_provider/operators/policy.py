@@ -83,13 +83,13 @@ class FailurePolicy:
         """
         After delivery: fail the task (no retry) on a breach, or log a warning, as ``on_breach`` says.
 
-        Events Enso failed only transiently (429/5xx on every re-send round) are not a breach but not
+        Events Enso failed only transiently (408/425/429/5xx on every re-send round) are not a breach but not
         delivered either: whatever the policy, the task then ends with a retryable error, so that
         Airflow's retry sends them again under the same eventIds.
         """
         if report.undelivered and not report.dry_run:
             raise EnsoUndeliveredError(
-                f"{report.undelivered} event(s) were failed transiently by Enso (429/5xx) on every "
+                f"{report.undelivered} event(s) were failed transiently by Enso (408/425/429/5xx) on every "
                 f"re-send round and are not delivered; the task's retry sends them again under the same "
                 f"eventIds. total={report.total} success={report.success} failed={report.failed} "
                 f"invalid={report.invalid}.",

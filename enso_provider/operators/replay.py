@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
 #: Codes replayed by default: the customer was not known to Enso yet. Records whose ``statusCode`` is
-#: 429 or 5xx (transient) are replayed whatever the codes.
+#: transient (408, 425, 429, 5xx: see is_transient_status) are replayed whatever the codes.
 DEFAULT_REPLAY_CODES: tuple[int | str, ...] = (2002,)
 #: The code of a source line that is not a rejected record (not JSON, not an object, no event).
 CORRUPT_RECORD = "corrupt_record"
@@ -62,13 +62,14 @@ class EnsoReplayRejectedOperator(EnsoDeliveryOperator):
     accepted to a new file of the same format, so that replays chain run after run.
 
     Each source line is one record. A record whose ``code`` is in ``replay_codes`` (compared as strings,
-    so ``2002`` and ``"2002"`` match), or whose ``statusCode`` is 429 or 5xx, is replayed: its recorded
-    ``event`` is sent as is, with its original ``eventId``, never mapped again, so Enso stores it once
-    however often it is replayed. Records rejected locally (``"rejectedBy": "local"``) and records of
-    other codes are never sent: their lines are copied to ``output_path`` unchanged. Records sent and
-    refused again are written there too, with their new error. A line that is not a record (not JSON,
-    or no event) is reported with its file and line number, code ``corrupt_record``, and written to
-    ``output_path`` with the raw line; the rest of the files is replayed.
+    so ``2002`` and ``"2002"`` match), or whose ``statusCode`` is transient (408, 425, 429, 5xx), is
+    replayed: its recorded event (``eventJson``, the bytes first sent) is sent as is, with its original
+    ``eventId``, never mapped again, so Enso stores it once however often it is replayed. Records
+    rejected locally (``"rejectedBy": "local"``) and records of other codes are never sent: their
+    lines are copied to ``output_path`` unchanged. Records sent and refused again are written there
+    too, with their new error. A line that is not a record (not JSON, or no event) is reported with
+    its file and line number, code ``corrupt_record``, and written to ``output_path`` with the raw
+    line; the rest of the files is replayed.
 
     The report is the batch operator's: ``total == success + failed + invalid``, where ``invalid``
     counts the records not replayed (carried over, or corrupt), and ``sent == success + failed``. A
@@ -86,7 +87,7 @@ class EnsoReplayRejectedOperator(EnsoDeliveryOperator):
         that leaves nothing behind removes an older file there. Never one of the source files.
         (templated)
     :param replay_codes: the codes to replay (default ``(2002,)``, "customer entity not found");
-        records with a 429/5xx ``statusCode`` are replayed whatever their code.
+        records with a transient ``statusCode`` (408, 425, 429, 5xx) are replayed whatever their code.
     :param allow_missing: a source path or glob that matches no file is logged and skipped (the
         default), or fails the task before anything is sent.
 
@@ -324,7 +325,8 @@ class EnsoReplayRejectedOperator(EnsoDeliveryOperator):
                 "give the output its own name, e.g. one per run, outside the sources' globs."
             )
         self.log.info(
-            "Replaying %s rejected-records file(s) to Enso (connection %r), codes %s and 429/5xx%s",
+            "Replaying %s rejected-records file(s) to Enso (connection %r), codes %s and transient "
+            "statuses (408/425/429/5xx)%s",
             len(files),
             self.enso_conn_id,
             ", ".join(sorted(codes)) or "none",
