@@ -129,4 +129,8 @@ class FieldReader:
             except UnicodeEncodeError as exc:
                 message = f"{field} {show(text)} is not valid text: {exc}"
                 return FieldError(IDENTIFIER_CODES[field], field, message)
-        return FieldError(INVALID_METADATA, METADATA, "metadata holds text that is not valid UTF-8")
+        return FieldError(
+            INVALID_METADATA,
+            METADATA,
+            "metadata holds text that is not valid UTF-8: it cannot be encoded as JSON",
+        )
