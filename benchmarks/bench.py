@@ -165,6 +165,10 @@ def _arguments() -> argparse.Namespace:
         "--cache-dir", type=Path, default=ROOT / ".bench", help="where the SQLite copy is kept"
     )
     parser.add_argument("--json", type=Path, default=ROOT / ".bench" / "results.json")
+    parser.add_argument("--show", type=Path, help="print the tables of a saved JSON file, run nothing")
+    parser.add_argument(
+        "--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"), help="two saved runs side by side"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rows = min(args.rows, 20_000)
@@ -212,6 +216,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     """Run the benchmark, print the table and write the JSON file."""
     args = _arguments()
+    if args.show:
+        print(report.render(json.loads(args.show.read_text())))
+        return 0
+    if args.compare:
+        before, after = (json.loads(p.read_text()) for p in args.compare)
+        print(report.compare(before, after))
+        return 0
     results = run(args)
     print()
     print(report.render(results))
