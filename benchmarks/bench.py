@@ -77,11 +77,15 @@ class Runner:
 
     def run(self, client: str, source: str, url: str, rows: int, **options: Any) -> dict[str, Any]:
         """The fastest of ``repeat`` runs of one client (the peak RSS is the largest seen)."""
-        conn = self.tables.postgres_conn_json() if source == "postgres" else self.tables.sqlite_conn_json()
+        if source == "postgres":
+            conn, table = self.tables.postgres_conn_json(), usage_data.postgres_table(self.tables.rows)
+        else:
+            conn, table = self.tables.sqlite_conn_json(), usage_data.TABLE
         spec = {
             "client": client,
             "source": source,
             "rows": rows,
+            "table": table,
             "url": url,
             "conn": conn,
             "options": options,
