@@ -77,11 +77,15 @@ class Runner:
 
     def run(self, client: str, source: str, url: str, rows: int, **options: Any) -> dict[str, Any]:
         """The fastest of ``repeat`` runs of one client (the peak RSS is the largest seen)."""
-        conn = self.tables.postgres_conn_json() if source == "postgres" else self.tables.sqlite_conn_json()
+        if source == "postgres":
+            conn, table = self.tables.postgres_conn_json(), usage_data.postgres_table(self.tables.rows)
+        else:
+            conn, table = self.tables.sqlite_conn_json(), usage_data.TABLE
         spec = {
             "client": client,
             "source": source,
             "rows": rows,
+            "table": table,
             "url": url,
             "conn": conn,
             "options": options,
@@ -165,6 +169,10 @@ def _arguments() -> argparse.Namespace:
         "--cache-dir", type=Path, default=ROOT / ".bench", help="where the SQLite copy is kept"
     )
     parser.add_argument("--json", type=Path, default=ROOT / ".bench" / "results.json")
+    parser.add_argument("--show", type=Path, help="print the tables of a saved JSON file, run nothing")
+    parser.add_argument(
+        "--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"), help="two saved runs side by side"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rows = min(args.rows, 20_000)
@@ -212,6 +220,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     """Run the benchmark, print the table and write the JSON file."""
     args = _arguments()
+    if args.show:
+        print(report.render(json.loads(args.show.read_text())))
+        return 0
+    if args.compare:
+        before, after = (json.loads(p.read_text()) for p in args.compare)
+        print(report.compare(before, after))
+        return 0
     results = run(args)
     print()
     print(report.render(results))

@@ -2,12 +2,12 @@
 The benchmark's clients, each run in a fresh process by ``bench.py``: ``python clients.py SPEC``.
 
 SPEC is one JSON object: ``client`` (ceiling, naive, operator, mapper), ``source`` (postgres,
-sqlite), ``rows`` (the query reads ids ``0..rows-1``), ``url`` (the emulator), ``conn`` (the Airflow
-connection of the source, JSON form) and ``options`` (operator arguments). The last line printed is
-a JSON object of results: rows accounted for (``success``, ``failed``, ``invalid``), ``sent``
-(events posted), ``wall`` and ``cpu`` seconds of the timed part, and ``peak_mb`` (``ru_maxrss`` of
-this process, which only runs this client). The emulator runs in another process, so its CPU is
-not counted here; nor is the database server's.
+sqlite), ``table`` and ``rows`` (the query reads ids ``0..rows-1``), ``url`` (the emulator),
+``conn`` (the Airflow connection of the source, JSON form) and ``options`` (operator arguments).
+The last line printed is a JSON object of results: rows accounted for (``success``, ``failed``,
+``invalid``), ``sent`` (events posted), ``wall`` and ``cpu`` seconds of the timed part, and
+``peak_mb`` (``ru_maxrss`` of this process, which only runs this client). The emulator runs in
+another process, so its CPU is not counted here; nor is the database server's.
 
 Only public names of the provider are imported: ``enso_provider.events`` and
 ``enso_provider.operators``.
@@ -25,18 +25,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from usage_data import TABLE, TOKEN
+from usage_data import TOKEN
 
 BATCH = 500
 #: What the naive job and the ceiling read (the table's own names).
 RAW_SQL = (
     "SELECT customer_id, metric, quantity, units, event_time, recorded_at, region, attributes "
-    f"FROM {TABLE} WHERE id < {{rows}}"
+    "FROM {table} WHERE id < {rows}"
 )
 #: What the operator reads: the event fields by name, the rest collected into metadata.
 OPERATOR_SQL = (
     "SELECT customer_id AS customer_entity_id, metric, quantity AS value, event_time AS timestamp, "
-    f"attributes AS metadata, units, recorded_at, region FROM {TABLE} WHERE id < {{rows}}"
+    "attributes AS metadata, units, recorded_at, region FROM {table} WHERE id < {rows}"
 )
 METADATA_COLUMNS = ["units", "recorded_at", "region"]
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -127,7 +127,7 @@ def naive(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     counts = {"success": 0, "failed": 0, "invalid": 0, "sent": 0}
     with clock.timing():
         hook = _sql_hook(spec)
-        records = hook.get_records(RAW_SQL.format(rows=spec["rows"]))
+        records = hook.get_records(RAW_SQL.format(table=spec["table"], rows=spec["rows"]))
         names = ("customer_id", "metric", "quantity", "units", "event_time", "recorded_at", "region")
         rows = [dict(zip((*names, "attributes"), record, strict=True)) for record in records]
         events = []
@@ -157,7 +157,7 @@ def _ceiling_bodies(spec: dict[str, Any]) -> tuple[list[bytes], int, int]:
     """Request bodies of every row the operator would send, encoded up front (not timed)."""
     import orjson
 
-    records = _sql_hook(spec).get_records(RAW_SQL.format(rows=spec["rows"]))
+    records = _sql_hook(spec).get_records(RAW_SQL.format(table=spec["table"], rows=spec["rows"]))
     names = ("customer_id", "metric", "quantity", "units", "event_time", "recorded_at", "region")
     events, invalid = [], 0
     for record in records:
@@ -227,7 +227,7 @@ def operator(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     )
     op = EnsoBatchEventsOperator(
         task_id="send_usage",
-        sql=OPERATOR_SQL.format(rows=spec["rows"]),
+        sql=OPERATOR_SQL.format(table=spec["table"], rows=spec["rows"]),
         sql_conn_id="usage",
         metadata_columns=METADATA_COLUMNS,
         on_breach="warn",
@@ -256,7 +256,7 @@ def mapper(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
 
     conn = _sql_hook(spec).get_conn()
     cursor = conn.cursor()
-    cursor.execute(OPERATOR_SQL.format(rows=spec["rows"]))
+    cursor.execute(OPERATOR_SQL.format(table=spec["table"], rows=spec["rows"]))
     columns = [d[0] for d in cursor.description]
     rows = cursor.fetchall()
     conn.close()

@@ -131,6 +131,38 @@ def render(results: dict[str, Any]) -> str:
         fast = out.get("operator", {}).get("c_fast_path", "?")
         lines += ["", f"### {source} (C fast path: {fast})", ""]
         lines += _clients(source, out)
-        lines += ["", *_ratios(out), ""]
-        lines += _latency(out)
+        lines += ["", *_ratios(out)]
+        grid = _latency(out)
+        if grid:
+            lines += ["", *grid]
+    return "\n".join(lines)
+
+
+def _key_figures(r: dict[str, Any], key: str) -> list[str]:
+    if key == "mapper":
+        return [f"{r['rows'] / r['cpu']:,.0f} rows/CPU-s", "", ""]
+    return [f"{events_per_second(r):,.0f}", f"{cpu_per_million(r):.1f}", f"{r['peak_mb']:.0f}"]
+
+
+def compare(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """Two runs side by side (e.g. the baseline and a rewrite): events/s, CPU-s per M events, RSS."""
+    lines = [
+        f"before: commit {before['machine']['commit']}, {before['machine']['date']}, "
+        f"load {before['load_before'][0]:.1f}; after: commit {after['machine']['commit']}, "
+        f"{after['machine']['date']}, load {after['load_before'][0]:.1f}"
+    ]
+    header = ["run", "events/s", "CPU-s / M", "RSS (MB)", "events/s", "CPU-s / M", "RSS (MB)"]
+    for source in ("postgres", "sqlite"):
+        a, b = before.get(source, {}), after.get(source, {})
+        rows = []
+        for key in (k for k in b if k in a):
+            label = LABELS.get(key, key)
+            sizes = {a[key]["rows"], b[key]["rows"]}
+            if key in LABELS:
+                label = f"{label}, {' / '.join(f'{n:,}' for n in sorted(sizes))} rows"
+            elif key == "mapper":
+                label = "mapper alone"
+            rows.append([label, *_key_figures(a[key], key), *_key_figures(b[key], key)])
+        if rows:
+            lines += ["", f"### {source}: before | after", "", *_table(header, rows)]
     return "\n".join(lines)

@@ -9,12 +9,13 @@ server (``INSERT ... SELECT`` over ``generate_series``), so a million rows take 
 SQLite gets the same logical rows as an export would store them: timestamps as ISO text, numbers as
 ``REAL``/``INTEGER``, the metadata as JSON text (NaN becomes NULL there, which is still a bad value).
 
-Both are kept between runs (``bench_meta`` records the row count and the generator's version).
+Both are kept between runs, one table (PostgreSQL) or file (SQLite) per size and generator version.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,6 +26,7 @@ from typing import Any
 VERSION = 1
 DATABASE = "enso_bench"
 SERVER_DSN = "host=127.0.0.1 port=5432 user=postgres"
+#: The table in SQLite (one file per size); in PostgreSQL, see :func:`postgres_table`.
 TABLE = "usage_events"
 TOKEN = "bench-token"
 N_CUSTOMERS = 2000
@@ -66,10 +68,15 @@ _CUSTOMER = (
 )
 
 
-def _insert_sql(rows: int) -> str:
+def postgres_table(rows: int) -> str:
+    """One table per size and generator version, so runs of other sizes never rebuild it under a run."""
+    return f"usage_events_v{VERSION}_{int(rows)}"
+
+
+def _insert_sql(rows: int, table: str) -> str:
     """The server-side generator of ``rows`` rows (no parameters: the SQL has ``%`` operators)."""
     return f"""
-INSERT INTO {TABLE}
+INSERT INTO {table}
 SELECT n,
   CASE WHEN {_is("null_customer")} THEN NULL
        WHEN {_is("unknown_customer")} THEN 'cust_unknown_' || (n % 97)
@@ -95,8 +102,8 @@ FROM (SELECT n, 1 + (n * 7919) % {N_CUSTOMERS} AS k
 """
 
 
-_DDL = f"""
-CREATE TABLE {TABLE} (
+_DDL = """
+CREATE TABLE {table} (
   id bigint NOT NULL,
   customer_id text,
   metric text,
@@ -167,29 +174,31 @@ def _ensure_database(database: str) -> None:
         conn.close()
 
 
-def _cached(cur: Any, rows: int) -> bool:
-    cur.execute("CREATE TABLE IF NOT EXISTS bench_meta (rows bigint, version int)")
-    cur.execute("SELECT rows, version FROM bench_meta")
-    return cur.fetchone() == (rows, VERSION)
-
-
 def build_postgres(rows: int, database: str = DATABASE) -> bool:
-    """Create (or keep) the PostgreSQL table of ``rows`` rows; True when it was (re)built."""
+    """
+    Create the PostgreSQL table of ``rows`` rows unless it is there; True when it was built.
+
+    Built under another name and renamed when complete, under an advisory lock, so that two runs
+    starting together build it once and a run never reads half a table.
+    """
     _ensure_database(database)
+    table = postgres_table(rows)
     conn = _connect(database)
     try:
         with conn.cursor() as cur:
-            if _cached(cur, rows):
+            cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (table,))
+            cur.execute("SELECT to_regclass(%s)", (table,))
+            if cur.fetchone()[0] is not None:
                 return False
-            cur.execute(f"DROP TABLE IF EXISTS {TABLE}")
-            cur.execute(_DDL)
-            cur.execute(_insert_sql(rows))
-            cur.execute(f"ANALYZE {TABLE}")
-            cur.execute("DELETE FROM bench_meta")
-            cur.execute("INSERT INTO bench_meta VALUES (%s, %s)", (rows, VERSION))
+            partial = f"{table}_partial"
+            cur.execute(f"DROP TABLE IF EXISTS {partial}")
+            cur.execute(_DDL.format(table=partial))
+            cur.execute(_insert_sql(rows, partial))
+            cur.execute(f"ALTER TABLE {partial} RENAME TO {table}")
+            cur.execute(f"ANALYZE {table}")
         return True
     finally:
-        conn.close()
+        conn.close()  # which releases the lock
 
 
 def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -221,7 +230,7 @@ def build_sqlite(rows: int, path: Path, database: str = DATABASE) -> bool:
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
+    partial = path.with_suffix(f".partial-{os.getpid()}")
     partial.unlink(missing_ok=True)
     lite = sqlite3.connect(partial)
     lite.execute(
@@ -233,7 +242,7 @@ def build_sqlite(rows: int, path: Path, database: str = DATABASE) -> bool:
     try:
         with conn.cursor(name="copy") as cur:
             cur.itersize = 20_000
-            cur.execute(f"SELECT {', '.join(COLUMNS)} FROM {TABLE} ORDER BY id")
+            cur.execute(f"SELECT {', '.join(COLUMNS)} FROM {postgres_table(rows)} ORDER BY id")
             while chunk := cur.fetchmany(20_000):
                 lite.executemany(
                     f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", map(_sqlite_row, chunk)
