@@ -117,6 +117,7 @@ def _writes_canonically() -> bool:
 
 
 _FAST = _writes_canonically()
+_NO_METADATA: dict[str, Any] = {}
 
 
 def canonical_metadata(bag: Any) -> str:
@@ -135,6 +136,33 @@ def canonical_metadata(bag: Any) -> str:
         return ids.value(bag, strict_default)
     except (ids.CanonicalError, JsonSafeError, TypeError, ValueError, RecursionError) as exc:
         raise FieldError(INVALID_METADATA, METADATA, f"metadata cannot be encoded as JSON: {exc}") from None
+
+
+def event_content(
+    customer: str, job: str | None, bag: Any, metric: str, timestamp: str, amount: str
+) -> bytes:
+    """
+    The canonical content of an event (:func:`.ids.content`) whose metadata object is ``bag``.
+
+    One orjson call writes the whole object where its bytes are the canonical form (the content's
+    keys are already in sorted order); otherwise :func:`canonical_metadata` and :func:`.ids.content`.
+
+    :raises FieldError: ``invalid_metadata`` when a metadata value has no JSON form.
+    :raises UnicodeEncodeError: for text with lone surrogates.
+    """
+    if _FAST:
+        obj = {"CustomerEntityId": customer, "metadata": bag or _NO_METADATA, "metric": metric}
+        obj["timestamp"] = timestamp
+        obj["value"] = orjson.Fragment(amount)
+        if job is not None:
+            obj["JobId"] = job  # sorted into its place by OPT_SORT_KEYS
+        try:
+            out = orjson.dumps(obj, default=_canonical_default, option=_FAST_OPTIONS)
+        except TypeError:
+            out = b""
+        if out and not _ODD_FLOAT.search(out):
+            return out
+    return ids.content(customer, job, canonical_metadata(bag), metric, timestamp, amount)
 
 
 def metadata_fragment(mapped: Any, columns: dict[str, Any], default: Any) -> orjson.Fragment:
