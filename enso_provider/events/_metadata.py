@@ -7,7 +7,6 @@ every other case into a pre-encoded ``orjson.Fragment`` (sorted keys, values by 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -79,9 +78,25 @@ def metadata_bag(mapped: Any, columns: dict[str, Any], default: Any) -> Any:
 
 # orjson writes strings, ints, bools, null, finite floats in positional form and sorted keys
 # exactly as ids.value does (checked by _writes_canonically at import, and by property tests);
-# it differs only for floats it writes with an exponent or a trailing ".0" (and "-0.0"), so output
-# holding a number token of that shape (or text that looks like one) is written by ids.value instead.
-_ODD_FLOAT = re.compile(rb"[:,\[]-?\d+(?:\.0[,\]}]|(?:\.\d+)?[eE])")
+# it differs only for floats it writes with an exponent (``1e+16``, ``1e-7``) or a trailing ".0"
+# (``1.0``, ``-0.0``): output holding such a token (or text that looks like one) goes to ids.value.
+_POINT_ZERO = (b".0,", b".0}", b".0]")
+_EXPONENTS = (b"e+", b"e-")
+
+
+def _odd_number(out: bytes) -> bool:
+    """Whether orjson's ``out`` may hold a float it writes otherwise than the canonical form."""
+    if _POINT_ZERO[0] in out or _POINT_ZERO[1] in out or _POINT_ZERO[2] in out:
+        return True
+    for mark in _EXPONENTS:  # substring tests run in C; a digit before the mark makes it a number
+        at = out.find(mark)
+        while at > 0:
+            if 48 <= out[at - 1] <= 57:
+                return True
+            at = out.find(mark, at + 2)
+    return False
+
+
 _FAST_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
 _FAST_OPTIONS |= orjson.OPT_PASSTHROUGH_DATACLASS
 
@@ -102,7 +117,7 @@ def _orjson_canonical(bag: Any) -> str | None:
         out = orjson.dumps(bag, default=_canonical_default, option=_FAST_OPTIONS)
     except TypeError:  # non-string keys, huge ints, values json_safe refuses, too deep: the exact path
         return None
-    return None if _ODD_FLOAT.search(out) else out.decode()
+    return None if _odd_number(out) else out.decode()
 
 
 def _writes_canonically() -> bool:
@@ -113,7 +128,9 @@ def _writes_canonically() -> bool:
         "\U00010000": [0.1, -2.5, 1e-5, 0.0001, 123456.789, 1 / 3, 999999999999999.9],
         "B": {"b": Decimal("1.50"), "a": datetime(2024, 1, 1, 0, 0, 1, 5)},
     }
-    return _orjson_canonical(probe) == ids.value(probe, strict_default)
+    odd = [1.0, -0.0, 1e15, 1e16, 1e21, 1e22, 1e-6, 1e-7, 1.5e-7, 5e-324, 1.2345678901234568e16]
+    caught = all(_orjson_canonical({"x": [number]}) is None for number in odd)
+    return caught and _orjson_canonical(probe) == ids.value(probe, strict_default)
 
 
 _FAST = _writes_canonically()
@@ -160,7 +177,7 @@ def event_content(
             out = orjson.dumps(obj, default=_canonical_default, option=_FAST_OPTIONS)
         except TypeError:
             out = b""
-        if out and not _ODD_FLOAT.search(out):
+        if out and not _odd_number(out):
             return out
     return ids.content(customer, job, canonical_metadata(bag), metric, timestamp, amount)
 

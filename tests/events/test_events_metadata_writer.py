@@ -76,7 +76,7 @@ def test_orjson_path_matches_the_canonical_writer(bag: dict[str, Any]) -> None:
         {"d": Decimal("1.500E+3"), "n": Decimal("-0.00")},
         {"t": datetime(2024, 1, 1, 0, 0, 1, 5), "u": datetime(1969, 12, 31, 23, tzinfo=timezone.utc)},
         {"day": date(2024, 2, 29), "big": 2**64, "nan": float("nan")},
-        {"s": "colon:1e5 and,1.0]"},
+        {"s": "colon:1e5 and,1.0]", "t": "1e-5 x1e+5 free-tier"},
     ],
 )
 def test_odd_numbers_are_written_canonically(bag: dict[str, Any]) -> None:
