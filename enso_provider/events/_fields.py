@@ -52,7 +52,8 @@ class FieldReader:
         self.defaults = defaults
         self.timestamps = timestamps
         #: The metadata of events with neither a metadata column nor a mapped object (v2, v1).
-        self.metadata_constant = canonical_metadata(defaults.get(METADATA))
+        self.metadata_constant = defaults.get(METADATA) or {}
+        canonical_metadata(self.metadata_constant)  # checked once: raises for a default without a JSON form
         self.metadata_fragment = constant(defaults.get(METADATA))
 
     def _missing(self, field: str, raw: Any, plan: Plan) -> FieldError:
@@ -112,13 +113,13 @@ class FieldReader:
                 raise error
         return self.timestamps.convert(raw)
 
-    def metadata(self, vals: Any, plan: Plan) -> str:
-        """The canonical metadata object of a row with metadata columns or a mapped metadata."""
+    def metadata(self, vals: Any, plan: Plan) -> Any:
+        """The metadata object of a row (its mapped object, the default, the metadata columns)."""
         columns = {name: vals[i] for name, i in plan.meta}
         if plan.meta_columns_only:
-            return canonical_metadata(columns)
+            return columns
         mapped = vals[plan.i_meta] if plan.i_meta >= 0 else None
-        return canonical_metadata(metadata_bag(mapped, columns, self.defaults.get(METADATA)))
+        return metadata_bag(mapped, columns, self.defaults.get(METADATA))
 
     def bad_text(self, customer: str, metric: str, job: str | None) -> FieldError:
         """The error of an event whose text cannot be encoded: lone surrogates (not UTF-8) in a field."""

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from enso_provider.events import ids
 from enso_provider.events._fields import FieldReader
 from enso_provider.events._legacy import v1_content
+from enso_provider.events._metadata import event_content
 from enso_provider.events._options import check_defaults, check_field_map, check_metadata_columns
 from enso_provider.events._plan import PLAN_CACHE_LIMIT, Plan, compile_plan
 from enso_provider.events._records import (
@@ -286,7 +287,7 @@ class EventMapper:
             meta = fields.metadata(vals, plan) if plan.meta or plan.i_meta >= 0 else fields.metadata_constant
             amount = ids.number(Decimal(value) if isinstance(value, NumberText) else value)
             try:
-                content = ids.content(cid, job, meta, metric, ts, amount)
+                content = event_content(cid, job, meta, metric, ts, amount)
             except UnicodeEncodeError:
                 raise fields.bad_text(cid, metric, job) from None
 

@@ -264,61 +264,62 @@ def parse_timezone(name: Any) -> tuple[str, tzinfo, bool]:
 CACHE_LIMIT = 50_000
 # The wire form itself, 'YYYY-MM-DDTHH:MM:SSZ' in ASCII digits: checked without the general parser.
 _CANONICAL_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
-_AWARE_MIN = TIMESTAMP_MIN.replace(tzinfo=_UTC)
-_AWARE_MAX = TIMESTAMP_MAX.replace(tzinfo=_UTC)
 
 
 class TimestampTexts:
     """
-    The UTC text of a row's timestamp, cached by input value: usage data repeats its hourly buckets.
-
-    Only values whose text depends on the value alone are cached: strings, and datetimes that are
-    UTC (aware) or naive read as UTC. (Aware datetimes of one zone compare equal across a DST fold,
-    so they are converted every time.)
+    The UTC text of a row's timestamp: strings cached by value (usage data repeats its hourly
+    buckets), datetimes formatted directly (cheaper than a cache lookup, and exact for any zone).
 
     :param converter: the general conversion, for everything the fast checks do not settle.
     """
 
-    __slots__ = ("_datetimes", "_naive_is_utc", "_texts", "converter")
+    __slots__ = ("_naive_is_utc", "_texts", "converter")
 
     def __init__(self, converter: TimestampConverter) -> None:
         self.converter = converter
         self._naive_is_utc = converter.tz_is_utc
         self._texts: dict[str, str] = {}
-        self._datetimes: dict[datetime, str] = {}
 
     def __len__(self) -> int:
-        """Entries held in the caches."""
-        return len(self._texts) + len(self._datetimes)
+        """Entries held in the cache."""
+        return len(self._texts)
 
     def lookup(self, raw: Any) -> str | None:
         """
-        The text of a string or a UTC datetime settled without the general parser; else None.
+        The text of a string or a plain datetime settled without the general parser; else None.
 
-        :raises FieldError: for an out-of-range UTC datetime.
+        :raises FieldError: for an out-of-range datetime.
         """
         kind = type(raw)
         if kind is str:
             text = self._texts.get(raw)
             if text is None and (text := self._wire_form(raw)) is not None:
-                self._remember(self._texts, raw, text)
+                self._remember(raw, text)
             return text
-        if kind is datetime and self._cacheable(raw):
-            text = self._datetimes.get(raw)
-            if text is None:
-                text = self._from_utc_datetime(raw)
-                self._remember(self._datetimes, raw, text)
-            return text
+        if kind is datetime:
+            if raw.tzinfo is not None:
+                return self._from_aware(raw)
+            if self._naive_is_utc:
+                # The year alone decides the range: it is 1970-01-01 .. 2261-12-31T23:59:59.999999.
+                return raw.isoformat() + "Z" if 1970 <= raw.year <= 2261 else self.converter(raw)
         return None
 
-    def _cacheable(self, raw: datetime) -> bool:
-        return raw.tzinfo is _UTC or (raw.tzinfo is None and self._naive_is_utc)
+    def _from_aware(self, raw: datetime) -> str:
+        """An aware datetime (any zone: psycopg gives the session's) as UTC text."""
+        offset = raw.utcoffset()
+        if offset is not None and 1970 <= raw.year <= 2261:  # offsets are < 24 h: no overflow below
+            if not offset:  # UTC by any name (timezone.utc, ZoneInfo("Etc/UTC")...): isoformat ends "+00:00"
+                return raw.isoformat()[:-6] + "Z"
+            naive = raw.replace(tzinfo=None) - offset
+            if TIMESTAMP_MIN <= naive <= TIMESTAMP_MAX:
+                return naive.isoformat() + "Z"
+        return self.converter(raw)  # out of range (or a zone without an offset): its message
 
-    @staticmethod
-    def _remember(cache: dict[Any, str], raw: Any, text: str) -> None:
-        if len(cache) >= CACHE_LIMIT:
-            cache.clear()
-        cache[raw] = text
+    def _remember(self, raw: str, text: str) -> None:
+        if len(self._texts) >= CACHE_LIMIT:
+            self._texts.clear()
+        self._texts[raw] = text
 
     def convert(self, raw: Any) -> str:
         """
@@ -330,17 +331,8 @@ class TimestampTexts:
         if text is None:
             text = self.converter(raw)
             if type(raw) is str:
-                self._remember(self._texts, raw, text)
+                self._remember(raw, text)
         return text
-
-    def _from_utc_datetime(self, raw: datetime) -> str:
-        # A plain datetime in UTC (psycopg2's timestamptz in a UTC session): no offset arithmetic.
-        if raw.tzinfo is None:
-            if TIMESTAMP_MIN <= raw <= TIMESTAMP_MAX:
-                return raw.isoformat() + "Z"
-        elif _AWARE_MIN <= raw <= _AWARE_MAX:
-            return raw.replace(tzinfo=None).isoformat() + "Z"
-        return self.converter(raw)  # out of range: its message
 
     @staticmethod
     def _wire_form(raw: str) -> str | None:
