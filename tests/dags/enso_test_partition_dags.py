@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, task
+from airflow.sdk import DAG, task
 
 from enso_provider.operators.batch_events import EnsoBatchEventsOperator
+from enso_provider.version_compat import CronDataIntervalTimetable
 
 GOOD_ROWS: list[dict[str, Any]] = [
     {"customer": f"cust_{n % 3 + 1}", "calls": n + 1, "at": f"2024-05-01T10:{n % 60:02d}:00Z", "region": "eu"}

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, task
+from airflow.sdk import DAG, task
 
 from enso_provider.operators.batch_events import EnsoBatchEventsOperator
+from enso_provider.version_compat import CronDataIntervalTimetable
 
 START = pendulum.datetime(2024, 5, 1, tz="UTC")
 TS = "2024-05-01T10:00:00Z"
