@@ -28,15 +28,10 @@ SUBSET=(
     tests/replay
 )
 DESELECT=(-k "not postgres and not mariadb")
-# Known gaps, by minor, to be fixed in the replay operator (then removed from here). On 3.1:
-# dag.test() of the replay example's second day (depends_on_past) never schedules its task; and
-# ObjectStoragePath has no `conn_id` attribute (3.2+ has), so replaying a glob raises AttributeError.
+# Known gaps, by minor, to be fixed in the replay operator (then removed from here). On 3.1,
+# dag.test() of the replay example's second day (depends_on_past) never schedules its task.
 KNOWN_GAPS_3_1=(
     tests/replay/test_replay_dag.py::test_the_daily_replay_sends_late_customers_and_chains_to_the_next_day
-    tests/replay/test_replay_sources.py::test_a_glob_reads_every_matching_file_in_path_order
-    tests/replay/test_replay_sources.py::test_a_list_of_paths_and_globs_is_read_once_per_file_in_path_order
-    tests/replay/test_replay_sources.py::test_the_output_may_not_be_a_source
-    tests/replay/test_replay_streaming.py::test_records_are_read_lazily_one_file_after_the_other
 )
 declare -A KNOWN_GAPS=(
     [3.1]="$(printf -- '--deselect %s ' "${KNOWN_GAPS_3_1[@]}")"

@@ -174,7 +174,7 @@ class EnsoReplayRejectedOperator(EnsoDeliveryOperator):
             if _GLOB_CHARS.intersection(source):
                 detail: Any = root.fs.glob(str(root.path), detail=True)
                 matches = [
-                    ObjectStoragePath(root.fs.unstrip_protocol(name), conn_id=root.conn_id)
+                    ObjectStoragePath(root.fs.unstrip_protocol(name), conn_id=_conn_id_of(root))
                     for name, info in sorted(detail.items())
                     if info.get("type") == "file"
                 ]
@@ -370,6 +370,12 @@ class EnsoReplayRejectedOperator(EnsoDeliveryOperator):
         if partial.removed_stale:
             self.log.info("Nothing is left to replay: removed the older %s", output)
         return written
+
+
+def _conn_id_of(path: ObjectStoragePath) -> str | None:
+    """The path's connection id: an attribute from Airflow 3.2, a storage option in 3.1."""
+    conn_id = getattr(path, "conn_id", None)
+    return conn_id if conn_id is not None else path.storage_options.get("conn_id")
 
 
 def _status(value: Any) -> int | None:
