@@ -79,12 +79,15 @@ def names(cell: str) -> list[str]:
 
 
 def parameters(cls: type) -> dict[str, inspect.Parameter]:
-    signature = inspect.signature(cls.__init__)
-    return {
-        name: p
-        for name, p in signature.parameters.items()
-        if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
-    }
+    """The keyword arguments of ``cls`` and of its bases in this package (the shared operator base)."""
+    found: dict[str, inspect.Parameter] = {}
+    for klass in reversed(cls.__mro__):
+        if not klass.__module__.startswith("enso_provider") or "__init__" not in vars(klass):
+            continue
+        for name, p in inspect.signature(klass.__init__).parameters.items():
+            if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD:
+                found[name] = p
+    return found
 
 
 # -- every page ---------------------------------------------------------------------------------------
