@@ -82,12 +82,10 @@ def sqlite_table(path: Path, days: int = 0) -> Iterator[UsageTable]:
     )
 
 
-@contextmanager
-def postgres_table(days: int = 0) -> Iterator[UsageTable]:
+def postgres_connection() -> Any:
+    """An autocommit psycopg2 connection to :data:`DATABASE` on the local server, created if missing."""
     import psycopg2
 
-    rows, in_hour = usage_rows(days)
-    rows += BAD_ROWS
     if DATABASE != "test":
         admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
         admin.autocommit = True
@@ -98,6 +96,14 @@ def postgres_table(days: int = 0) -> Iterator[UsageTable]:
         admin.close()
     conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=DATABASE)
     conn.autocommit = True
+    return conn
+
+
+@contextmanager
+def postgres_table(days: int = 0) -> Iterator[UsageTable]:
+    rows, in_hour = usage_rows(days)
+    rows += BAD_ROWS
+    conn = postgres_connection()
     with conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS usage_hourly")
         cur.execute(DDL.format(ts="TIMESTAMP"))

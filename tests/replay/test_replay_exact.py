@@ -16,7 +16,7 @@ import pytest
 from enso_provider.operators.batch_events import EnsoBatchEventsOperator
 from enso_provider.operators.replay import EnsoReplayRejectedOperator
 from enso_provider.testing import EnsoEmulator
-from tests.operator.usage_tables import DATABASE
+from tests.operator.usage_tables import DATABASE, postgres_connection
 from tests.support import require_server
 
 EXACT = Decimal("12345678901234.123456789012345678901234567890")  # 44 digits, 30 after the point
@@ -37,17 +37,7 @@ def _context() -> dict[str, Any]:
 @pytest.fixture
 def numeric_table(monkeypatch: pytest.MonkeyPatch) -> Any:
     require_server("PostgreSQL", "127.0.0.1", 5432)
-    import psycopg2
-
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
-        if cur.fetchone() is None:
-            cur.execute(f'CREATE DATABASE "{DATABASE}"')
-    admin.close()
-    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=DATABASE)
-    conn.autocommit = True
+    conn = postgres_connection()
     with conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS usage_exact")
         cur.execute(
