@@ -7,6 +7,7 @@ every other case into a pre-encoded ``orjson.Fragment`` (sorted keys, values by 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -80,28 +81,27 @@ def metadata_bag(mapped: Any, columns: dict[str, Any], default: Any) -> Any:
 # exactly as ids.value does (checked by _writes_canonically at import, and by property tests);
 # it differs only for floats it writes with an exponent (``1e+16``, ``1e-7``) or a trailing ".0"
 # (``1.0``, ``-0.0``): output holding such a token (or text that looks like one) goes to ids.value.
-_POINT_ZERO = (b".0,", b".0}", b".0]")
-_EXPONENTS = (b"e+", b"e-")
+_POINT_ZERO = re.compile(rb"\.0[,}\]]")
+_EXPONENT = re.compile(rb"e[+-]")  # a number's when a digit precedes it
 
 
-def _odd_number(out: bytes) -> bool:
+def odd_number(out: bytes) -> bool:
     """Whether orjson's ``out`` may hold a float it writes otherwise than the canonical form."""
-    if _POINT_ZERO[0] in out or _POINT_ZERO[1] in out or _POINT_ZERO[2] in out:
-        return True
-    for mark in _EXPONENTS:  # substring tests run in C; a digit before the mark makes it a number
-        at = out.find(mark)
-        while at > 0:
-            if 48 <= out[at - 1] <= 57:
-                return True
-            at = out.find(mark, at + 2)
-    return False
+    return bool(odd_marks(out))
 
 
-_FAST_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
-_FAST_OPTIONS |= orjson.OPT_PASSTHROUGH_DATACLASS
+def odd_marks(out: bytes) -> list[int]:
+    """The offsets in orjson's ``out`` of the numbers :func:`odd_number` looks for (regex scans run in C)."""
+    marks = [m.start() for m in _POINT_ZERO.finditer(out)]
+    marks += [at for m in _EXPONENT.finditer(out) if (at := m.start()) > 0 and 48 <= out[at - 1] <= 57]
+    return marks
 
 
-def _canonical_default(value: Any) -> Any:
+FAST_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+FAST_OPTIONS |= orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def canonical_default(value: Any) -> Any:
     """orjson's ``default`` for the fast path: each value as ids.value (with json_safe) writes it."""
     kind = type(value)
     if kind is Decimal:
@@ -114,10 +114,10 @@ def _canonical_default(value: Any) -> Any:
 def _orjson_canonical(bag: Any) -> str | None:
     """The canonical text of ``bag`` as orjson writes it, or None where orjson's form may differ."""
     try:
-        out = orjson.dumps(bag, default=_canonical_default, option=_FAST_OPTIONS)
+        out = orjson.dumps(bag, default=canonical_default, option=FAST_OPTIONS)
     except TypeError:  # non-string keys, huge ints, values json_safe refuses, too deep: the exact path
         return None
-    return None if _odd_number(out) else out.decode()
+    return None if odd_number(out) else out.decode()
 
 
 def _writes_canonically() -> bool:
@@ -133,7 +133,7 @@ def _writes_canonically() -> bool:
     return caught and _orjson_canonical(probe) == ids.value(probe, strict_default)
 
 
-_FAST = _writes_canonically()
+FAST = _writes_canonically()
 _NO_METADATA: dict[str, Any] = {}
 
 
@@ -147,7 +147,7 @@ def canonical_metadata(bag: Any) -> str:
     """
     if not bag:
         return "{}"
-    if _FAST and (text := _orjson_canonical(bag)) is not None:
+    if FAST and (text := _orjson_canonical(bag)) is not None:
         return text
     try:
         return ids.value(bag, strict_default)
@@ -167,17 +167,17 @@ def event_content(
     :raises FieldError: ``invalid_metadata`` when a metadata value has no JSON form.
     :raises UnicodeEncodeError: for text with lone surrogates.
     """
-    if _FAST:
+    if FAST:
         obj = {"CustomerEntityId": customer, "metadata": bag or _NO_METADATA, "metric": metric}
         obj["timestamp"] = timestamp
         obj["value"] = orjson.Fragment(amount)
         if job is not None:
             obj["JobId"] = job  # sorted into its place by OPT_SORT_KEYS
         try:
-            out = orjson.dumps(obj, default=_canonical_default, option=_FAST_OPTIONS)
+            out = orjson.dumps(obj, default=canonical_default, option=FAST_OPTIONS)
         except TypeError:
             out = b""
-        if out and not _odd_number(out):
+        if out and not odd_number(out):
             return out
     return ids.content(customer, job, canonical_metadata(bag), metric, timestamp, amount)
 

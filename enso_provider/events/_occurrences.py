@@ -48,29 +48,43 @@ class OccurrenceCounter:
 
         :param fingerprint: an integer in ``[0, 2**64)``, uniformly distributed (a hash).
         """
-        part = fingerprint & _LOW
-        table = self.tables[part]
-        key = fingerprint ^ part  # the 58 high bits; the low 6 are implied by the partition
-        mask = self.masks[part]
-        slot = (fingerprint >> _PART_BITS) & mask
-        while True:
-            held = table[slot]
-            if held == 0:
-                table[slot] = key | 1
-                room = self.room[part] - 1
-                self.room[part] = room
-                if room <= 0:
-                    self._grow(part)
-                return 1
-            if held & _HIGH == key:
-                count = held & _LOW
-                if count < _INLINE_MAX:
-                    table[slot] = held + 1
-                    return count + 1
-                count = self._over.get(fingerprint, _INLINE_MAX) + 1
-                self._over[fingerprint] = count
-                return count
-            slot = (slot + 1) & mask
+        return self.add_many([fingerprint])[0]
+
+    def add_many(self, fingerprints: list[int]) -> list[int]:
+        """
+        :meth:`add` each fingerprint in order; their occurrence numbers.
+
+        :param fingerprints: integers in ``[0, 2**64)``, uniformly distributed (hashes).
+        """
+        tables, masks, room = self.tables, self.masks, self.room
+        seen = []
+        for fingerprint in fingerprints:
+            part = fingerprint & _LOW
+            table = tables[part]
+            key = fingerprint ^ part  # the 58 high bits; the low 6 are implied by the partition
+            mask = masks[part]
+            slot = (fingerprint >> _PART_BITS) & mask
+            while True:
+                held = table[slot]
+                if held == 0:
+                    table[slot] = key | 1
+                    room[part] -= 1
+                    if room[part] <= 0:
+                        self._grow(part)
+                    seen.append(1)
+                    break
+                if held & _HIGH == key:
+                    count = held & _LOW
+                    if count < _INLINE_MAX:
+                        table[slot] = held + 1
+                        seen.append(count + 1)
+                    else:
+                        count = self._over.get(fingerprint, _INLINE_MAX) + 1
+                        self._over[fingerprint] = count
+                        seen.append(count)
+                    break
+                slot = (slot + 1) & mask
+        return seen
 
     def _grow(self, part: int) -> None:
         old = self.tables[part]

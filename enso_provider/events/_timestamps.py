@@ -274,11 +274,12 @@ class TimestampTexts:
     :param converter: the general conversion, for everything the fast checks do not settle.
     """
 
-    __slots__ = ("_naive_is_utc", "_texts", "converter")
+    __slots__ = ("_texts", "converter", "naive_is_utc")
 
     def __init__(self, converter: TimestampConverter) -> None:
         self.converter = converter
-        self._naive_is_utc = converter.tz_is_utc
+        #: Naive datetimes are read as UTC (they are sent as they are).
+        self.naive_is_utc = converter.tz_is_utc
         self._texts: dict[str, str] = {}
 
     def __len__(self) -> int:
@@ -300,10 +301,14 @@ class TimestampTexts:
         if kind is datetime:
             if raw.tzinfo is not None:
                 return self._from_aware(raw)
-            if self._naive_is_utc:
+            if self.naive_is_utc:
                 # The year alone decides the range: it is 1970-01-01 .. 2261-12-31T23:59:59.999999.
                 return raw.isoformat() + "Z" if 1970 <= raw.year <= 2261 else self.converter(raw)
         return None
+
+    def cached(self, raws: list[Any]) -> list[str | None]:
+        """The cached text of each string (None where the cache does not hold it)."""
+        return list(map(self._texts.get, raws))
 
     def _from_aware(self, raw: datetime) -> str:
         """An aware datetime (any zone: psycopg gives the session's) as UTC text."""

@@ -19,8 +19,8 @@ from enso_provider.events._records import INVALID_VALUE, VALUE, FieldError
 
 #: Largest finite float: a value beyond it would be Infinity wherever the API parses it as a double.
 FLOAT_MAX = Decimal(sys.float_info.max)
-_INT64_MIN = -(2**63)
-_UINT64_MAX = 2**64 - 1
+INT64_MIN = -(2**63)
+UINT64_MAX = 2**64 - 1
 #: Floats are exact integers only up to 2**53: a bigger "integral" float id has lost digits.
 _FLOAT_EXACT = 2**53
 # A number as JSON writes it: sent verbatim when a value arrives as a string.
@@ -94,7 +94,7 @@ def plain_value(raw: Any) -> Number | None:
     if kind is float:
         return raw if raw - raw == 0.0 else None
     if kind is int:
-        return raw if _INT64_MIN <= raw <= _UINT64_MAX else None
+        return raw if INT64_MIN <= raw <= UINT64_MAX else None
     if kind is Decimal and raw.is_finite() and raw.adjusted() < 308:
         return raw
     return None
@@ -142,7 +142,7 @@ def convert_value(value: Any) -> Number:
             raise _value_error(f"value {show(value)} is not a finite number")
         return number
     if isinstance(number, int):
-        if _INT64_MIN <= number <= _UINT64_MAX:
+        if INT64_MIN <= number <= UINT64_MAX:
             return number
         if number.bit_length() > 1024:  # beyond 2**1024 > float max; str() of it may be refused
             raise _value_error(f"value {show(value)} is beyond the range of a double")

@@ -23,8 +23,10 @@ dependency can change an id.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
+from itertools import repeat
 from typing import Any
 
 from enso_provider.events._occurrences import OccurrenceCounter
@@ -36,6 +38,9 @@ _M64 = (1 << 64) - 1
 CONTENT_KIND = b"content-v1"
 KEY_KIND = b"key-v1"
 OWN_ID_KIND = b"own-id-v1"
+_copy = type(hashlib.blake2b()).copy
+_update = type(hashlib.blake2b()).update
+_digest = type(hashlib.blake2b()).digest
 #: Length of a generated id without suffix: ``ev_`` and 32 hex digits.
 GENERATED_ID_LEN = 3 + 32
 
@@ -236,17 +241,22 @@ class EventIds:
         self._own = seed(OWN_ID_KIND, "")
         self.occurrences = OccurrenceCounter()
 
-    def content_id(self, content_bytes: bytes) -> str:
+    def content_ids(self, contents: list[bytes]) -> list[str]:
         """
-        The id of an event with this content: ``ev_<hash>``, then ``ev_<hash>-N`` for its N-th copy.
+        The ids of events with these contents, in order: ``ev_<hash>``, then ``ev_<hash>-N`` for
+        the N-th copy of a content in the run.
 
-        :param content_bytes: the canonical content of the event.
+        :param contents: the canonical contents of the events.
         """
-        hasher = self._content.copy()
-        hasher.update(content_bytes)
-        digest = hasher.digest()
-        seen = self.occurrences.add(int.from_bytes(digest, "little") & _M64)
-        return "ev_" + digest.hex() if seen == 1 else f"ev_{digest.hex()}-{seen}"
+        # Each step is one C call mapped over the list: hashers, hashing, digests, counting.
+        hashers = list(map(_copy, repeat(self._content, len(contents))))
+        deque(map(_update, hashers, contents), maxlen=0)
+        digests = list(map(_digest, hashers))
+        seen = self.occurrences.add_many(list(map(_M64.__and__, map(int.from_bytes, digests, repeat("little")))))
+        hexes = list(map(bytes.hex, digests))
+        if max(seen, default=1) == 1:
+            return list(map("ev_".__add__, hexes))
+        return ["ev_" + h if n == 1 else f"ev_{h}-{n}" for h, n in zip(hexes, seen, strict=True)]
 
     def key_id(self, key: str) -> tuple[str, bytes]:
         """``(eventId, digest)`` of an ``event_id_column`` key (counted by :meth:`count`)."""

@@ -56,7 +56,7 @@ def written(bag: Any) -> str:
 
 
 def test_this_orjson_takes_the_fast_path() -> None:
-    assert _metadata._FAST
+    assert _metadata.FAST
 
 
 @PROPERTY
