@@ -13,10 +13,12 @@ to it. So the two always agree, which the property tests check.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import partial
+from operator import attrgetter, is_not
 from itertools import accumulate, repeat
 from typing import Any
 
@@ -24,15 +26,15 @@ import orjson
 
 from enso_provider.events._metadata import FAST, FAST_OPTIONS, canonical_default, odd_marks, odd_number
 from enso_provider.events._plan import Plan
-from enso_provider.events._timestamps import TIMESTAMP_MAX, TIMESTAMP_MIN, TimestampTexts
+from enso_provider.events._timestamps import TimestampTexts
 from enso_provider.events._values import INT64_MIN, UINT64_MAX
 
 _UTC = timezone.utc
-_AWARE_MIN = TIMESTAMP_MIN.replace(tzinfo=_UTC)
-_AWARE_MAX = TIMESTAMP_MAX.replace(tzinfo=_UTC)
 #: Zone names psycopg and others give UTC datetimes: their isoformat() already ends in "+00:00".
 _UTC_KEYS = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
 _NONE = type(None)
+_ZONE = attrgetter("tzinfo")
+_NOT_NONE = partial(is_not, None)
 #: The row loop's content writer (:func:`._metadata.event_content`), as one C callable for ``map``.
 _dumps = partial(orjson.dumps, default=canonical_default, option=FAST_OPTIONS)
 
@@ -64,7 +66,7 @@ def _dump_each(objs: list[dict[str, Any]]) -> tuple[list[bytes], set[int]]:
     marks = odd_marks(blob)
     odd: set[int] = set()
     if marks:
-        starts = list(accumulate((len(piece) + len(_BOUNDARY) for piece in pieces), initial=1 + len(_HEAD)))
+        starts = list(accumulate(map(len(_BOUNDARY).__add__, map(len, pieces)), initial=1 + len(_HEAD)))
         odd = {bisect_right(starts, at) - 1 for at in marks}
     return list(map(_CONTENT.__mod__, pieces)), odd
 
@@ -81,143 +83,133 @@ def eligible(plan: Plan) -> bool:
     return FAST and not plan.error and min(plan.slots[:4]) >= 0 and plan.i_eid < 0 and plan.i_job < 0
 
 
-class Column:
-    """One column's values as sent, and the rows this form cannot settle (left to the row loop)."""
-
-    __slots__ = ("slow", "values")
-
-    def __init__(self, values: list[Any], slow: set[int]) -> None:
-        self.values = values
-        self.slow = slow
+# Each function below gives one field's values as sent, one per row, with None where the row loop
+# must decide; or None for the whole column (a mix of types), which leaves every row to the row loop.
 
 
-def _kinds(col: Sequence[Any]) -> tuple[set[type], list[Any], set[int]]:
-    """The column's value types besides None, a copy with None replaced by '', and the None rows."""
+def positions(values: Sequence[Any], item: Any = None) -> list[int]:
+    """Where ``item`` is in ``values`` (by equality), found by C scans: it is rare in a column."""
+    found: list[int] = []
+    try:
+        at = values.index(item)
+        while True:
+            found.append(at)
+            at = values.index(item, at + 1)
+    except ValueError:
+        return found
+
+
+def _present(col: Sequence[Any]) -> tuple[set[type], Sequence[Any], list[int]]:
+    """The column's types besides None, its values that are not None, and where the Nones are."""
     kinds = set(map(type, col))
     if _NONE not in kinds:
-        return kinds, list(col), set()
+        return kinds, col, []
     kinds.discard(_NONE)
-    nones = {i for i, v in enumerate(col) if v is None}
-    values = ["" if v is None else v for v in col]
-    return kinds, values, nones
+    return kinds, list(filter(_NOT_NONE, col)), positions(col)
 
 
-def _where(values: list[Any], bad: Any) -> set[int]:
-    return {i for i, v in enumerate(values) if v == bad} if bad in values else set()
+def _gaps(values: list[Any], nones: list[int]) -> list[Any]:
+    """``values`` (one per non-None row) with None put back where the column's Nones were."""
+    for i in nones:  # in ascending order, so each lands on its own row
+        values.insert(i, None)
+    return values
 
 
-def identifiers(col: Sequence[Any]) -> Column | None:
-    """CustomerEntityId or metric: stripped text; blank and None rows to the row loop."""
-    kinds, values, slow = _kinds(col)
-    if kinds == {str}:
-        values = list(map(str.strip, values))
-    elif not kinds <= {str}:
-        return None
-    return Column(values, slow | _where(values, ""))
+def _unless(values: list[Any], bad: Any) -> list[Any]:
+    """``values`` with each one equal to ``bad`` replaced by None."""
+    for i in positions(values, bad):
+        values[i] = None
+    return values
 
 
-def numbers(col: Sequence[Any]) -> Column | None:
+def identifiers(col: Sequence[Any]) -> list[Any] | None:
+    """CustomerEntityId or metric: stripped text (blank and None to the row loop)."""
+    kinds, present, nones = _present(col)
+    if kinds != {str}:
+        return None if kinds else [None] * len(col)
+    return _gaps(_unless(list(map(str.strip, present)), ""), nones)
+
+
+def numbers(col: Sequence[Any]) -> list[Any] | None:
     """The value's canonical text (:func:`.ids.number`) for a column of Decimals, floats or ints."""
-    kinds, values, slow = _kinds(col)
+    kinds, present, nones = _present(col)
     if kinds == {Decimal}:
-        texts = list(map(str, values))
-        # Anything but finite positional digits (exponents, NaN, Infinity) to the row loop.
-        if "E" in (joined := "\x1f".join(texts)) or "N" in joined or "I" in joined:
-            slow |= {i for i, t in enumerate(texts) if "E" in t or "N" in t or "I" in t}
+        texts = list(map(str, present))
+        joined = "\x1f".join(texts)
         if joined.count(".") == len(texts):
             texts = list(map(str.rstrip, map(str.rstrip, texts, repeat("0")), repeat(".")))
         else:
             texts = [t.rstrip("0").rstrip(".") if "." in t else t for t in texts]
-        if max(map(len, texts), default=0) > 21:  # more than 21 integer digits: exponent form
-            slow |= {i for i, t in enumerate(texts) if len(t.lstrip("-").partition(".")[0]) > 21}
+        # Exponents, NaN, Infinity and more than 21 integer digits to the row loop.
+        if "E" in joined or "N" in joined or "I" in joined or max(map(len, texts)) > 21:
+            texts = [None if "E" in t or "N" in t or "I" in t or len(t.partition(".")[0]) > 21 else t for t in texts]
     elif kinds == {float}:
-        texts = [v.__repr__() if v != "" else "" for v in values] if slow else list(map(float.__repr__, values))
-        if "e" in (joined := "\x1f".join(texts)) or "n" in joined:  # exponents, nan, inf
-            slow |= {i for i, t in enumerate(texts) if "e" in t or "n" in t}
-        texts = list(map(str.removesuffix, texts, repeat(".0")))
+        texts = list(map(str.removesuffix, map(float.__repr__, present), repeat(".0")))
+        joined = "\x1f".join(texts)
+        if "e" in joined or "n" in joined:  # exponents, nan, inf
+            texts = [None if "e" in t or "n" in t else t for t in texts]
     elif kinds == {int}:
-        present = [v for v in values if v != ""] if slow else values
-        if present and (min(present) < INT64_MIN or max(present) > UINT64_MAX):
+        if min(present) < INT64_MIN or max(present) > UINT64_MAX:
             return None
-        texts = list(map(str, values))
-    elif not kinds:
-        texts = values
+        texts = list(map(str, present))
     else:
-        return None
-    texts = ["0" if t == "-0" else t for t in texts] if "-0" in texts else texts
-    return Column(list(map(orjson.Fragment, texts)), slow | _where(texts, ""))
+        return None if kinds else [None] * len(col)
+    texts = _unless(texts, "-0")  # -0 is 0; the row loop writes it
+    fragments = list(map(orjson.Fragment, texts)) if None not in texts else [t and orjson.Fragment(t) for t in texts]
+    return _gaps(fragments, nones)
 
 
-def timestamps(col: Sequence[Any], texts: TimestampTexts) -> Column | None:
-    """UTC text of datetimes, or strings the cache holds; the rest to the row loop."""
-    kinds, values, slow = _kinds(col)
+def timestamps(col: Sequence[Any], cache: TimestampTexts) -> list[Any] | None:
+    """The UTC text of datetimes, or of strings the cache holds."""
+    kinds, present, nones = _present(col)
     if kinds == {str}:
-        found = texts.cached(values)
-        return Column(found, slow | _where(found, None))
+        return _gaps(cache.cached(present), nones)
     if kinds != {datetime}:
-        return None if kinds else Column(values, slow)
-    present = [v for v in values if v != ""] if slow else values
-    zones = {v.tzinfo for v in present}
+        return None if kinds else [None] * len(col)
+    zones = set(map(_ZONE, present))
     if zones == {None}:
-        if not texts.naive_is_utc:
+        if not cache.naive_is_utc:
             return None
-        low, high = TIMESTAMP_MIN, TIMESTAMP_MAX
-        suffix = ""
+        texts = list(map(str.__add__, map(datetime.isoformat, present), repeat("Z")))
     elif None in zones:
-        return None  # naive and aware in one column: to the row loop
+        return None  # naive and aware in one column
     else:
-        if not all(z is _UTC or getattr(z, "key", None) in _UTC_KEYS for z in zones):
-            present = list(map(datetime.astimezone, present, repeat(_UTC)))
-            values = present if not slow else _refill(values, present)
-        low, high = _AWARE_MIN, _AWARE_MAX
-        suffix = "+00:00"
-    if present and (min(present) < low or max(present) > high):
-        slow |= {i for i, v in enumerate(values) if v != "" and not low <= v <= high}
-        values = ["" if i in slow else v for i, v in enumerate(values)]
-    isos = [v.isoformat() if v != "" else "" for v in values] if slow else list(map(datetime.isoformat, values))
-    if suffix:
-        return Column(list(map(str.replace, isos, repeat(suffix), repeat("Z"))), slow)
-    return Column(list(map(str.__add__, isos, repeat("Z"))), slow)
-
-
-def _refill(values: list[Any], present: list[Any]) -> list[Any]:
-    """``values`` with its non-placeholder entries replaced, in order, by ``present``."""
-    it = iter(present)
-    return [v if v == "" else next(it) for v in values]
+        if not all(zone is _UTC or getattr(zone, "key", None) in _UTC_KEYS for zone in zones):
+            try:
+                present = list(map(datetime.astimezone, present, repeat(_UTC)))
+            except (OverflowError, ValueError):
+                return None
+        texts = list(map(str.replace, map(datetime.isoformat, present), repeat("+00:00"), repeat("Z")))
+    # The range is 1970-01-01T00:00:00Z..2261-12-31T23:59:59.999999Z: the year alone decides it.
+    if min(texts) < "1970" or max(texts)[:4] > "2261":
+        texts = [None if t < "1970" or t[:4] > "2261" else t for t in texts]
+    return _gaps(texts, nones)
 
 
 def metadata_values(col: Sequence[Any]) -> list[Any]:
     """A metadata column's values, naive datetimes as their ISO text (what orjson's default would give)."""
-    kinds = set(map(type, col))
-    if kinds == {datetime} and {v.tzinfo for v in col} == {None}:
-        return list(map(datetime.isoformat, col))
-    if kinds == {datetime, _NONE} and {v.tzinfo for v in col if v is not None} == {None}:
-        return [None if v is None else v.isoformat() for v in col]
+    kinds, present, nones = _present(col)
+    if kinds == {datetime} and set(map(_ZONE, present)) == {None}:
+        return _gaps(list(map(datetime.isoformat, present)), nones)  # the Nones are metadata nulls
     return list(col)
 
 
-def objects(col: Sequence[Any], default: Any) -> Column:
+def objects(col: Sequence[Any], default: Any) -> list[Any]:
     """The mapped metadata objects: dicts as they are, JSON object text parsed, None as the default."""
     kinds = set(map(type, col))
     base = default or {}
-    slow: set[int] = set()
     values = [base if v is None else v for v in col] if _NONE in kinds else list(col)
     if not kinds <= {dict, str, _NONE}:  # a list, a number...: its rejection comes from the row loop
-        slow = {i for i, v in enumerate(values) if type(v) is not dict and type(v) is not str}
-        values = [{} if i in slow else v for i, v in enumerate(values)]
+        values = [v if type(v) is dict or type(v) is str else None for v in values]
     if str in kinds:
         at = [i for i, v in enumerate(values) if type(v) is str]
         try:
-            parsed = list(map(orjson.loads, (values[i] for i in at)))
+            parsed = list(map(orjson.loads, [values[i] for i in at]))
         except orjson.JSONDecodeError:  # blank or invalid text: its message comes from the row loop
             parsed = [None] * len(at)
         for i, obj in zip(at, parsed, strict=True):
-            if type(obj) is dict:
-                values[i] = obj
-            else:
-                slow.add(i)
-                values[i] = {}
-    return Column(values, slow)
+            values[i] = obj if type(obj) is dict else None
+    return values
 
 
 class ColumnEncoder:
@@ -247,46 +239,47 @@ class ColumnEncoder:
         i_cid, i_metric, i_value, i_ts = plan.slots[:4]
         fields = (
             identifiers(cols[i_cid]),
-            identifiers(cols[i_metric]),
-            numbers(cols[i_value]),
-            timestamps(cols[i_ts], self.timestamps),
             self._bags(cols, plan),
+            identifiers(cols[i_metric]),
+            timestamps(cols[i_ts], self.timestamps),
+            numbers(cols[i_value]),
         )
         if any(f is None for f in fields):
             return [None] * len(rows)
-        cid, metric, value, ts, bags = fields  # type: ignore[misc]
-        job = self.job
-        if job is None:
+        if self.job is None:
             objs = [
                 {"CustomerEntityId": c, "metadata": b, "metric": m, "timestamp": t, "value": v}
-                for c, b, m, t, v in zip(cid.values, bags.values, metric.values, ts.values, value.values)
+                for c, b, m, t, v in zip(*fields)  # type: ignore[call-overload]
             ]
         else:
+            job = self.job
             objs = [
                 {"CustomerEntityId": c, "JobId": job, "metadata": b, "metric": m, "timestamp": t, "value": v}
-                for c, b, m, t, v in zip(cid.values, bags.values, metric.values, ts.values, value.values)
+                for c, b, m, t, v in zip(*fields)  # type: ignore[call-overload]
             ]
-        slow = cid.slow | metric.slow | value.slow | ts.slow | bags.slow
-        out, odd = _dump_each(objs)
+        out, slow = _dump_each(objs)
+        for values in fields:
+            slow.update(positions(values))  # type: ignore[arg-type]
         result: list[bytes | None] = out  # type: ignore[assignment]
-        slow |= odd
         for i in slow:
             result[i] = None
         return result
 
-    def _bags(self, cols: list[tuple[Any, ...]], plan: Plan) -> Column | None:
-        if plan.meta:
-            names = [name for name, _ in plan.meta]
-            values = [metadata_values(cols[i]) for _, i in plan.meta]
-            columns = list(map(dict, map(zip, repeat(names), zip(*values))))
-        else:
-            columns = None
+    def _bags(self, cols: list[tuple[Any, ...]], plan: Plan) -> list[Any]:
+        """The metadata objects: the mapped one (or the default) with the metadata columns on top."""
         if plan.i_meta >= 0:
-            mapped = objects(cols[plan.i_meta], self.metadata_default)
-            if mapped is None or columns is None:
-                return mapped
-            return Column([b | c for b, c in zip(mapped.values, columns)], mapped.slow)
-        base = self.metadata_default or {}
-        if columns is None:
-            return Column(list(repeat(base, len(cols[0]))), set())
-        return Column([base | c for c in columns] if base else columns, set())
+            bases = objects(cols[plan.i_meta], self.metadata_default)
+        else:
+            bases = list(repeat(self.metadata_default or {}, len(cols[0])))
+        if not plan.meta:
+            return bases
+        names = [name for name, _ in plan.meta]
+        items = map(zip, repeat(names), zip(*[metadata_values(cols[i]) for _, i in plan.meta]))
+        slow = positions(bases)
+        for i in slow:
+            bases[i] = {}
+        bags: list[Any] = list(map(dict.copy, bases))  # the driver's objects are never changed
+        deque(map(dict.update, bags, items), maxlen=0)
+        for i in slow:
+            bags[i] = None
+        return bags
