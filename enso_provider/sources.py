@@ -9,6 +9,7 @@ PostgreSQL, an unbuffered ``SSCursor`` on MySQL/MariaDB).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -55,27 +56,39 @@ def driver_paramstyle(conn: Any) -> str | None:
 _LONG_DIGITS = re.compile(rb"\d{19}")
 
 
-def read_json(data: str | bytes) -> Any:
+def read_json(data: str | bytes | memoryview) -> Any:
     """
     ``json.loads(data)``'s value, read by orjson (2-3x faster) where the two give the same value.
 
     They differ only for integers beyond 64 bits (orjson: a float), numbers beyond a double's range
     and lone surrogates (orjson refuses both): those texts are read by ``json.loads``.
     """
-    if type(data) is bytes and not _LONG_DIGITS.search(data):
+    if type(data) is not str and not _LONG_DIGITS.search(data):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(data)
+    return json.loads(bytes(data) if type(data) is memoryview else data)
 
 
 def _psycopg_json_loader(cursor: Any) -> None:
     """Let a psycopg (3) cursor read json/jsonb with :func:`read_json` (the driver's own adapter hook)."""
     with suppress(Exception):
-        from psycopg.types.json import set_json_loads
+        loader = _psycopg_loader()
+        for name in ("json", "jsonb"):
+            cursor.adapters.register_loader(name, loader)
 
-        set_json_loads(read_json, context=cursor)
+
+@functools.cache
+def _psycopg_loader() -> type:
+    from psycopg.adapt import Loader
+
+    class ReadJson(Loader):  # type: ignore[misc]
+        """psycopg's text json/jsonb loader, reading with :func:`read_json` and no frame of its own."""
+
+        load = staticmethod(read_json)
+
+    return ReadJson
 
 
 class SqlChunks:
