@@ -77,6 +77,30 @@ class Runner:
 
     def run(self, client: str, source: str, url: str, rows: int, **options: Any) -> dict[str, Any]:
         """The fastest of ``repeat`` runs of one client (the peak RSS is the largest seen)."""
+        return self.interleaved({client: (client, rows, options)}, source, url)[client]
+
+    def interleaved(
+        self, jobs: dict[str, tuple[str, int, dict[str, Any]]], source: str, url: str
+    ) -> dict[str, dict[str, Any]]:
+        """
+        The fastest of ``repeat`` runs of each job ``{key: (client, rows, options)}``, run in turns
+        (one run of each, then again), so that a change in the machine's speed meets every job alike.
+        """
+        runs: dict[str, list[dict[str, Any]]] = {key: [] for key in jobs}
+        for _ in range(self.repeat):
+            for key, (client, rows, options) in jobs.items():
+                runs[key].append(self._once(client, source, url, rows, options))
+        best = {}
+        for key, results in runs.items():
+            fastest = min(results, key=lambda r: r["wall"])
+            fastest["peak_mb"] = max(r["peak_mb"] for r in results)
+            fastest["runs"] = len(results)
+            fastest["walls"] = [round(r["wall"], 3) for r in results]
+            fastest["cpus"] = [round(r["cpu"], 3) for r in results]
+            best[key] = fastest
+        return best
+
+    def _once(self, client: str, source: str, url: str, rows: int, options: dict[str, Any]) -> dict[str, Any]:
         if source == "postgres":
             conn, table = self.tables.postgres_conn_json(), usage_data.postgres_table(self.tables.rows)
         else:
@@ -90,26 +114,19 @@ class Runner:
             "conn": conn,
             "options": options,
         }
-        runs = []
-        for _ in range(self.repeat):
-            _reset(url)
-            out = subprocess.run(
-                [sys.executable, str(HERE / "clients.py"), json.dumps(spec)],
-                capture_output=True,
-                text=True,
-                check=False,
-                env={**os.environ, "PYTHONPATH": str(HERE)},
-            )
-            if out.returncode != 0:
-                raise RuntimeError(f"{client} on {source} failed:\n{out.stderr[-4000:]}")
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            check_accounted(client, source, rows, result)
-            runs.append(result)
-        best = min(runs, key=lambda r: r["wall"])
-        best["peak_mb"] = max(r["peak_mb"] for r in runs)
-        best["runs"] = len(runs)
-        best["walls"] = [round(r["wall"], 3) for r in runs]
-        return best
+        _reset(url)
+        out = subprocess.run(
+            [sys.executable, str(HERE / "clients.py"), json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONPATH": str(HERE)},
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"{client} on {source} failed:\n{out.stderr[-4000:]}")
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        check_accounted(client, source, rows, result)
+        return result
 
 
 def check_accounted(client: str, source: str, rows: int, result: dict[str, Any]) -> None:
@@ -195,22 +212,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for source in sources:
         out: dict[str, Any] = {}
         with emulator() as url:
-            for client in ("ceiling", "naive", "operator"):
-                if client == "naive" and args.skip_naive:
-                    continue
-                print(f"  {source}: {client} ({args.rows:,} rows)...", flush=True)
-                out[client] = runner.run(client, source, url, args.rows)
-            print(f"  {source}: operator ({args.small_rows:,} rows)...", flush=True)
-            out["operator_small"] = runner.run("operator", source, url, args.small_rows)
-            print(f"  {source}: mapper alone ({args.mapper_rows:,} rows)...", flush=True)
-            out["mapper"] = runner.run("mapper", source, url, args.mapper_rows)
+            jobs = {
+                "ceiling": ("ceiling", args.rows, {}),
+                "naive": ("naive", args.rows, {}),
+                "operator": ("operator", args.rows, {}),
+                "operator_small": ("operator", args.small_rows, {}),
+                "mapper": ("mapper", args.mapper_rows, {}),
+            }
+            if args.skip_naive:
+                del jobs["naive"]
+            print(f"  {source}: {', '.join(jobs)}, in turns ({args.repeat} of each)...", flush=True)
+            out.update(runner.interleaved(jobs, source, url))
         for latency in [float(ms) / 1000 for ms in args.latencies.split(",") if ms]:
             with emulator(latency) as url:
-                for concurrency in [int(c) for c in args.concurrencies.split(",") if c]:
-                    print(f"  {source}: {latency * 1000:.0f} ms, concurrency {concurrency}...", flush=True)
-                    r = runner.run("operator", source, url, args.latency_rows, concurrency=concurrency)
-                    r.update(latency=latency, concurrency=concurrency)
-                    out[f"latency_{latency * 1000:.0f}ms_c{concurrency}"] = r
+                concurrencies = [int(c) for c in args.concurrencies.split(",") if c]
+                print(
+                    f"  {source}: {latency * 1000:.0f} ms, concurrency {concurrencies}, in turns...",
+                    flush=True,
+                )
+                grid = {
+                    f"latency_{latency * 1000:.0f}ms_c{c}": (
+                        "operator",
+                        args.latency_rows,
+                        {"concurrency": c},
+                    )
+                    for c in concurrencies
+                }
+                for key, r in runner.interleaved(grid, source, url).items():
+                    r.update(latency=latency, concurrency=grid[key][2]["concurrency"])
+                    out[key] = r
         results[source] = out
     results["load_after"] = os.getloadavg()
     results["total_seconds"] = round(time.perf_counter() - started, 1)

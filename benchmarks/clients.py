@@ -15,6 +15,7 @@ Only public names of the provider are imported: ``enso_provider.events`` and
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -260,6 +261,10 @@ def mapper(spec: dict[str, Any], clock: Clock) -> dict[str, Any]:
     columns = [d[0] for d in cursor.description]
     rows = cursor.fetchall()
     conn.close()
+    # The rows held in memory are this client's, not the operator's (which streams them): keep them
+    # out of the garbage collector's passes, as the operator keeps the task process's older objects.
+    gc.collect()
+    gc.freeze()
     events_mapper = EventMapper(metadata_columns=METADATA_COLUMNS, namespace="bench|send_usage|mapper")
     chunked: Callable[..., Any] | None = getattr(events_mapper, "map_chunks", None)
     counts = {"success": 0, "failed": 0, "invalid": 0, "sent": 0, "driver": type(conn).__module__}

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import partial
-from operator import attrgetter, is_not
 from itertools import accumulate, repeat
+from operator import attrgetter, is_not
 from typing import Any
 
 import orjson
@@ -142,7 +142,10 @@ def numbers(col: Sequence[Any]) -> list[Any] | None:
             texts = [t.rstrip("0").rstrip(".") if "." in t else t for t in texts]
         # Exponents, NaN, Infinity and more than 21 integer digits to the row loop.
         if "E" in joined or "N" in joined or "I" in joined or max(map(len, texts)) > 21:
-            texts = [None if "E" in t or "N" in t or "I" in t or len(t.partition(".")[0]) > 21 else t for t in texts]
+            texts = [
+                None if "E" in t or "N" in t or "I" in t or len(t.partition(".")[0]) > 21 else t
+                for t in texts
+            ]
     elif kinds == {float}:
         texts = list(map(str.removesuffix, map(float.__repr__, present), repeat(".0")))
         joined = "\x1f".join(texts)
@@ -155,7 +158,9 @@ def numbers(col: Sequence[Any]) -> list[Any] | None:
     else:
         return None if kinds else [None] * len(col)
     texts = _unless(texts, "-0")  # -0 is 0; the row loop writes it
-    fragments = list(map(orjson.Fragment, texts)) if None not in texts else [t and orjson.Fragment(t) for t in texts]
+    fragments = (
+        list(map(orjson.Fragment, texts)) if None not in texts else [t and orjson.Fragment(t) for t in texts]
+    )
     return _gaps(fragments, nones)
 
 
@@ -273,13 +278,12 @@ class ColumnEncoder:
             bases = list(repeat(self.metadata_default or {}, len(cols[0])))
         if not plan.meta:
             return bases
-        names = [name for name, _ in plan.meta]
-        items = map(zip, repeat(names), zip(*[metadata_values(cols[i]) for _, i in plan.meta]))
         slow = positions(bases)
         for i in slow:
             bases[i] = {}
         bags: list[Any] = list(map(dict.copy, bases))  # the driver's objects are never changed
-        deque(map(dict.update, bags, items), maxlen=0)
+        for name, i in plan.meta:  # a column at a time: no tuple per row
+            deque(map(dict.__setitem__, bags, repeat(name), metadata_values(cols[i])), maxlen=0)
         for i in slow:
             bags[i] = None
         return bags

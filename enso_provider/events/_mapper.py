@@ -14,7 +14,7 @@ from itertools import islice, repeat
 from typing import Any, Literal
 
 from enso_provider.events import ids
-from enso_provider.events._columns import ColumnEncoder, eligible
+from enso_provider.events._columns import ColumnEncoder, eligible, positions
 from enso_provider.events._fields import FieldReader
 from enso_provider.events._legacy import v1_content
 from enso_provider.events._metadata import event_content
@@ -40,6 +40,8 @@ from enso_provider.events._values import NumberText, convert_identifier, plain_v
 
 #: Items per list of :meth:`EventMapper.map_chunks`.
 CHUNK = 1024
+#: An event: its content (without the closing brace) with the (ASCII) ``eventId`` as the last key.
+_EVENT = b'%b,"eventId":"%b"}'
 #: Bytes an eventId adds to an event besides its own text: ``,"eventId":""``.
 _ID_OVERHEAD = len(b',"eventId":""')
 
@@ -138,7 +140,9 @@ class EventMapper:
 
         self._fields = FieldReader(self._defaults, TimestampTexts(converter))
         self._ids = ids.EventIds(namespace, self.event_id_namespace)
-        self._columns = ColumnEncoder(self._fields.timestamps, self._defaults.get(METADATA), self._defaults.get(JOB_ID))
+        self._columns = ColumnEncoder(
+            self._fields.timestamps, self._defaults.get(METADATA), self._defaults.get(JOB_ID)
+        )
         self._plans: dict[tuple[Any, ...], Plan] = {}
         self._column_plans: dict[tuple[Any, ...], Plan] = {}
         self._rows_seen = 0
@@ -241,7 +245,13 @@ class EventMapper:
         :raises ValueError: as :meth:`map` does, at once.
         """
         fixed = self._plan_for_columns(columns)
-        if fixed is None or self.row_mapper is not None or self._v1 or self.event_id_column or not eligible(fixed):
+        if (
+            fixed is None
+            or self.row_mapper is not None
+            or self._v1
+            or self.event_id_column
+            or not eligible(fixed)
+        ):
             items = self._run_rows(rows, fixed)
             return iter(lambda: list(islice(items, CHUNK)), [])
         return self._column_chunks(iter(rows), fixed)
@@ -283,37 +293,41 @@ class EventMapper:
         """The items of a list of tuple rows: the same items, in the same order, as the row loop's."""
         start = self._rows_seen
         self._rows_seen = start + len(rows)
+        items: list[Any] = [None] * len(rows)
         contents = self._columns.contents(rows, plan)
-        rejections: dict[int, Rejection] = {}
-        for i in [i for i, content in enumerate(contents) if content is None]:
+        for i in positions(contents):  # the rows the column form left to the row loop
             try:
                 contents[i] = self._content(rows[i], plan)
             except Exception as exc:
-                rejections[i] = self._reject(start + i, exc, rows[i], rows[i], plan, plan)
-                contents[i] = b""
-        if max(map(len, contents), default=0) > self._content_limit:  # type: ignore[arg-type]
+                items[i] = self._reject(start + i, exc, rows[i], rows[i], plan, plan)
+        limit = self._content_limit
+        if max(map(len, filter(None, contents)), default=0) > limit:
             for i, content in enumerate(contents):
-                if i not in rejections and len(content) > self._content_limit:  # type: ignore[arg-type]
-                    size = len(content) + self.max_event_bytes - self._content_limit  # type: ignore[arg-type]
-                    error = self._too_large(size, content)  # type: ignore[arg-type]
-                    rejections[i] = self._reject(start + i, error, rows[i], rows[i], plan, plan)
-        todo = [i for i in range(len(rows)) if i not in rejections] if rejections else range(len(rows))
-        sent = [contents[i] for i in todo] if rejections else contents
-        event_ids = self._ids.content_ids(sent)  # type: ignore[arg-type]
-        datas = [c[:-1] + b',"eventId":"' + e.encode() + b'"}' for c, e in zip(sent, event_ids)]  # type: ignore[index]
-        events = list(map(tuple.__new__, repeat(Event), zip(map(start.__add__, todo), event_ids, datas)))
-        if max(map(len, datas), default=0) > self.max_event_bytes:  # only an occurrence suffix can tip it over
-            for k, (i, data) in enumerate(zip(todo, datas)):
+                if content is not None and len(content) > limit:
+                    error = self._too_large(len(content) + self.max_event_bytes - limit, content)
+                    items[i] = self._reject(start + i, error, rows[i], rows[i], plan, plan)
+        todo: Sequence[int] = range(len(rows))
+        sent: list[bytes] = contents  # type: ignore[assignment]
+        if any(items):  # some rejected
+            todo = positions(items)
+            sent = [contents[i] for i in todo]  # type: ignore[misc]
+        event_ids = self._ids.content_ids(sent)
+        datas = [
+            _EVENT % (content[:-1], event_id.encode())
+            for content, event_id in zip(sent, event_ids, strict=True)
+        ]
+        indexes = map(start.__add__, todo)
+        events = list(map(tuple.__new__, repeat(Event), zip(indexes, event_ids, datas, strict=True)))
+        if len(events) == len(rows):
+            items = events
+        else:
+            for i, event in zip(todo, events, strict=True):
+                items[i] = event
+        if max(map(len, datas), default=0) > self.max_event_bytes:  # only an occurrence suffix can tip it
+            for i, data, content in zip(todo, datas, sent, strict=True):
                 if len(data) > self.max_event_bytes:
-                    error = self._too_large(len(data), contents[i])  # type: ignore[arg-type]
-                    events[k] = self._reject(start + i, error, rows[i], rows[i], plan, plan)
-        if not rejections:
-            return events  # type: ignore[return-value]
-        items: list[Event | Rejection] = [None] * len(rows)  # type: ignore[list-item]
-        for i, event in zip(todo, events):
-            items[i] = event
-        for i, rejection in rejections.items():
-            items[i] = rejection
+                    error = self._too_large(len(data), content)
+                    items[i] = self._reject(start + i, error, rows[i], rows[i], plan, plan)
         return items
 
     def _event(self, index: int, vals: Sequence[Any], plan: Plan) -> Event:
@@ -359,7 +373,7 @@ class EventMapper:
         if len(content) > self._content_limit:
             raise self._too_large(len(content) + self.max_event_bytes - self._content_limit, content)
         event_id = self._ids.content_ids([content])[0]
-        data = b'%b,"eventId":"%b"}' % (content[:-1], event_id.encode())
+        data = _EVENT % (content[:-1], event_id.encode())
         if len(data) > self.max_event_bytes:  # only an occurrence suffix can tip it over
             raise self._too_large(len(data), content)
         return Event(index, event_id, data)

@@ -27,15 +27,27 @@ clean_ids = st.sampled_from(["cust_1", "cust_2", " cust_3 ", "Cust_4_EU", 'a"b',
 bad_ids = st.sampled_from(["", "  ", None, "x\ud800", 7])
 decimals = st.decimals(allow_nan=False, allow_infinity=False, places=6, min_value=-(10**14), max_value=10**14)
 bad_decimals = st.sampled_from(
-    [Decimal("-0.000000"), Decimal("1200"), Decimal("1E+3"), Decimal("NaN"), Decimal("1E-7"), Decimal(10**25), None]
+    [
+        Decimal("-0.000000"),
+        Decimal("1200"),
+        Decimal("1E+3"),
+        Decimal("NaN"),
+        Decimal("1E-7"),
+        Decimal(10**25),
+        None,
+    ]
 )
 floats = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15)
 bad_floats = st.sampled_from([0.0, -0.0, 1.0, 1e16, 1e-7, float("nan"), float("inf"), None])
 ints = st.integers(-(2**63), 2**64 - 1)
 bad_ints = st.sampled_from([0, 2**64, -(2**63) - 1, None, True])
-zones = st.sampled_from([timezone.utc, ZoneInfo("Etc/UTC"), ZoneInfo("Europe/Paris"), timezone(timedelta(hours=-5))])
+zones = st.sampled_from(
+    [timezone.utc, ZoneInfo("Etc/UTC"), ZoneInfo("Europe/Paris"), timezone(timedelta(hours=-5))]
+)
 instants = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2261, 12, 30))
-edges = st.sampled_from([datetime(1969, 12, 31, 23), datetime(2262, 1, 1, 1), datetime(1970, 1, 1), None, "x"])
+edges = st.sampled_from(
+    [datetime(1969, 12, 31, 23), datetime(2262, 1, 1, 1), datetime(1970, 1, 1), None, "x"]
+)
 wire_texts = st.sampled_from(["2024-01-01T00:00:00Z", "2024-01-01T00:00:00.5Z", "2024-01-01 10:00:00+02:00"])
 bad_texts = st.sampled_from(["2024-13-01T00:00:00Z", "x", "", None, "1970-01-01T00:00:00Z"])
 scalars = st.one_of(
@@ -48,12 +60,25 @@ scalars = st.one_of(
 )
 nested = st.recursive(
     scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 json_objects = st.dictionaries(st.sampled_from(["sku", "cost", "tags", "region"]), nested, max_size=4)
 bad_objects = st.sampled_from(
-    ['{"a": 1}', '{"b": [1.0]}', "[1, 2]", "", "  ", "{", None, [1], 7, {"list": [{"a": 1}, {"CustomerEntityId": 2}]}]
+    [
+        '{"a": 1}',
+        '{"b": [1.0]}',
+        "[1, 2]",
+        "",
+        "  ",
+        "{",
+        None,
+        [1],
+        7,
+        {"list": [{"a": 1}, {"CustomerEntityId": 2}]},
+    ]
 )
 
 
@@ -64,11 +89,24 @@ def _aware(zone: Any) -> Any:
 KINDS: dict[str, list[tuple[Any, Any]]] = {
     "customer_entity_id": [(clean_ids, bad_ids)],
     "metric": [(clean_ids, bad_ids)],
-    "value": [(decimals, bad_decimals), (floats, bad_floats), (ints, bad_ints), (decimals, st.one_of(floats, ints))],
-    "timestamp": [(_aware(timezone.utc), edges), (zones.flatmap(_aware), edges), (instants, edges),
-                  (wire_texts, bad_texts), (instants, _aware(timezone.utc))],
-    "metadata": [(json_objects, bad_objects), (st.none(), bad_objects),
-                 (json_objects.map(lambda obj: __import__("json").dumps(obj, default=str)), bad_objects)],
+    "value": [
+        (decimals, bad_decimals),
+        (floats, bad_floats),
+        (ints, bad_ints),
+        (decimals, st.one_of(floats, ints)),
+    ],
+    "timestamp": [
+        (_aware(timezone.utc), edges),
+        (zones.flatmap(_aware), edges),
+        (instants, edges),
+        (wire_texts, bad_texts),
+        (instants, _aware(timezone.utc)),
+    ],
+    "metadata": [
+        (json_objects, bad_objects),
+        (st.none(), bad_objects),
+        (json_objects.map(lambda obj: __import__("json").dumps(obj, default=str)), bad_objects),
+    ],
     "units": [(ints, bad_ints), (floats, bad_floats)],
     "recorded_at": [(instants, st.none()), (_aware(timezone.utc), st.none())],
     "region": [(st.sampled_from(["eu", "us"]), st.one_of(st.none(), floats))],
@@ -122,8 +160,26 @@ def test_the_column_encoding_gives_the_row_loop_items(chunk: int, table: Any) ->
 def test_columns_of_plain_warehouse_values_are_encoded_column_wise(monkeypatch: pytest.MonkeyPatch) -> None:
     """The common case does not fall back to the row loop (else the property above proves nothing)."""
     rows = [
-        ("cust_1", "api_calls", Decimal("1.500000"), datetime(2024, 1, 1, tzinfo=timezone.utc), {"a": 0.5}, 3, None, "eu"),
-        ("cust_2", "api_calls", Decimal("2.000000"), datetime(2024, 1, 2, tzinfo=timezone.utc), None, 4, None, "us"),
+        (
+            "cust_1",
+            "api_calls",
+            Decimal("1.500000"),
+            datetime(2024, 1, 1, tzinfo=timezone.utc),
+            {"a": 0.5},
+            3,
+            None,
+            "eu",
+        ),
+        (
+            "cust_2",
+            "api_calls",
+            Decimal("2.000000"),
+            datetime(2024, 1, 2, tzinfo=timezone.utc),
+            None,
+            4,
+            None,
+            "us",
+        ),
     ]
     mapper = EventMapper(metadata_columns=["units", "recorded_at", "region"])
     calls: list[Any] = []
@@ -131,4 +187,6 @@ def test_columns_of_plain_warehouse_values_are_encoded_column_wise(monkeypatch: 
     items = [item for chunk in mapper.map_chunks(rows, columns=COLUMNS) for item in chunk]
     assert calls == []
     assert [type(item) for item in items] == [Event, Event]
-    assert items[1].data.startswith(b'{"CustomerEntityId":"cust_2","metadata":{"recorded_at":null,"region":"us"')
+    assert items[1].data.startswith(
+        b'{"CustomerEntityId":"cust_2","metadata":{"recorded_at":null,"region":"us"'
+    )

@@ -43,7 +43,15 @@ def test_the_id_module_imports_no_json_library() -> None:
         if isinstance(node, ast.ImportFrom) and node.module
     }
     assert not imported & {"json", "orjson", "ujson", "simplejson", "rapidjson"}
-    assert imported <= {"__future__", "hashlib", "collections", "decimal", "itertools", "typing", "enso_provider"}
+    assert imported <= {
+        "__future__",
+        "hashlib",
+        "collections",
+        "decimal",
+        "itertools",
+        "typing",
+        "enso_provider",
+    }
 
 
 @given(st.decimals(allow_nan=False, allow_infinity=False))
