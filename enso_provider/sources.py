@@ -63,7 +63,7 @@ def read_json(data: str | bytes | memoryview) -> Any:
     They differ only for integers beyond 64 bits (orjson: a float), numbers beyond a double's range
     and lone surrogates (orjson refuses both): those texts are read by ``json.loads``.
     """
-    if type(data) is not str and not _LONG_DIGITS.search(data):
+    if not isinstance(data, str) and not _LONG_DIGITS.search(data):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -83,10 +83,10 @@ def _psycopg_json_loader(cursor: Any) -> None:
 def _psycopg_loader() -> type:
     from psycopg.adapt import Loader
 
-    class ReadJson(Loader):  # type: ignore[misc]
+    class ReadJson(Loader):
         """psycopg's text json/jsonb loader, reading with :func:`read_json` and no frame of its own."""
 
-        load = staticmethod(read_json)
+        load = staticmethod(read_json)  # type: ignore[assignment]
 
     return ReadJson
 

@@ -79,7 +79,7 @@ def _dump_or_empty(obj: dict[str, Any]) -> bytes:
 
 
 def eligible(plan: Plan) -> bool:
-    """Whether rows of this plan can be encoded column-wise (fields in columns, content ids, no JobId column)."""
+    """Whether the rows of a plan can be encoded column-wise: fields in columns, content ids, no JobId."""
     return FAST and not plan.error and min(plan.slots[:4]) >= 0 and plan.i_eid < 0 and plan.i_job < 0
 
 
@@ -133,6 +133,7 @@ def identifiers(col: Sequence[Any]) -> list[Any] | None:
 def numbers(col: Sequence[Any]) -> list[Any] | None:
     """The value's canonical text (:func:`.ids.number`) for a column of Decimals, floats or ints."""
     kinds, present, nones = _present(col)
+    texts: list[Any]
     if kinds == {Decimal}:
         texts = list(map(str, present))
         joined = "\x1f".join(texts)
@@ -168,9 +169,10 @@ def timestamps(col: Sequence[Any], cache: TimestampTexts) -> list[Any] | None:
     """The UTC text of datetimes, or of strings the cache holds."""
     kinds, present, nones = _present(col)
     if kinds == {str}:
-        return _gaps(cache.cached(present), nones)
+        return _gaps(cache.cached(list(present)), nones)
     if kinds != {datetime}:
         return None if kinds else [None] * len(col)
+    texts: list[Any]
     zones = set(map(_ZONE, present))
     if zones == {None}:
         if not cache.naive_is_utc:
@@ -203,13 +205,13 @@ def objects(col: Sequence[Any], default: Any) -> list[Any]:
     """The mapped metadata objects: dicts as they are, JSON object text parsed, None as the default."""
     kinds = set(map(type, col))
     base = default or {}
-    values = [base if v is None else v for v in col] if _NONE in kinds else list(col)
+    values: list[Any] = [base if v is None else v for v in col] if _NONE in kinds else list(col)
     if not kinds <= {dict, str, _NONE}:  # a list, a number...: its rejection comes from the row loop
         values = [v if type(v) is dict or type(v) is str else None for v in values]
     if str in kinds:
         at = [i for i, v in enumerate(values) if type(v) is str]
         try:
-            parsed = list(map(orjson.loads, [values[i] for i in at]))
+            parsed = [orjson.loads(values[i]) for i in at]
         except orjson.JSONDecodeError:  # blank or invalid text: its message comes from the row loop
             parsed = [None] * len(at)
         for i, obj in zip(at, parsed, strict=True):
@@ -254,13 +256,13 @@ class ColumnEncoder:
         if self.job is None:
             objs = [
                 {"CustomerEntityId": c, "metadata": b, "metric": m, "timestamp": t, "value": v}
-                for c, b, m, t, v in zip(*fields)  # type: ignore[call-overload]
+                for c, b, m, t, v in zip(*fields, strict=True)  # type: ignore[arg-type]
             ]
         else:
             job = self.job
             objs = [
                 {"CustomerEntityId": c, "JobId": job, "metadata": b, "metric": m, "timestamp": t, "value": v}
-                for c, b, m, t, v in zip(*fields)  # type: ignore[call-overload]
+                for c, b, m, t, v in zip(*fields, strict=True)  # type: ignore[arg-type]
             ]
         out, slow = _dump_each(objs)
         for values in fields:

@@ -252,9 +252,8 @@ class EventIds:
         hashers = list(map(_copy, repeat(self._content, len(contents))))
         deque(map(_update, hashers, contents), maxlen=0)
         digests = list(map(_digest, hashers))
-        seen = self.occurrences.add_many(
-            list(map(_M64.__and__, map(int.from_bytes, digests, repeat("little"))))
-        )
+        fingerprints = map(int.from_bytes, digests, repeat("little"))  # type: ignore[arg-type]
+        seen = self.occurrences.add_many(list(map(_M64.__and__, fingerprints)))
         hexes = list(map(bytes.hex, digests))
         if max(seen, default=1) == 1:
             return list(map("ev_".__add__, hexes))

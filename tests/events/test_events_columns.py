@@ -124,7 +124,7 @@ def tables(draw: Any) -> tuple[list[tuple[Any, ...]], dict[str, Any]]:
         for at in draw(st.lists(st.integers(0, n - 1), max_size=1)):
             values[at] = draw(odd)
         columns.append(values)
-    rows = list(zip(*columns))
+    rows = list(zip(*columns, strict=True))
     # Repeated rows: their contents repeat, so occurrence suffixes must agree too.
     rows += draw(st.lists(st.sampled_from(rows), max_size=5))
     options = {
