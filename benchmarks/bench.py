@@ -43,6 +43,11 @@ ROOT = HERE.parent
 SOURCES = ("postgres", "sqlite")
 
 
+def _checkout_env(*first: Path) -> dict[str, str]:
+    """The environment of a child process that imports this checkout's package, whatever is installed."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in (*first, ROOT))}
+
+
 @contextmanager
 def emulator(latency: float = 0.0) -> Iterator[str]:
     """The emulator CLI in its own process (its CPU is not the client's); yields its URL."""
@@ -51,7 +56,7 @@ def emulator(latency: float = 0.0) -> Iterator[str]:
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "enso_provider.testing", "--port", str(port), "--token", usage_data.TOKEN]
     cmd += ["--no-store", "--latency", str(latency), "--customers", ",".join(usage_data.customer_ids())]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_checkout_env())
     try:
         assert proc.stdout is not None
         banner = proc.stdout.readline()
@@ -120,7 +125,7 @@ class Runner:
             capture_output=True,
             text=True,
             check=False,
-            env={**os.environ, "PYTHONPATH": str(HERE)},
+            env=_checkout_env(HERE),
         )
         if out.returncode != 0:
             raise RuntimeError(f"{client} on {source} failed:\n{out.stderr[-4000:]}")

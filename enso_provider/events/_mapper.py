@@ -35,6 +35,7 @@ from enso_provider.events._records import (
     Rejection,
 )
 from enso_provider.events._rejections import decode_quietly, mapped_fields, row_key, source_row, truncate
+from enso_provider.events._shapes import as_dict, mapped_by, sequence_values
 from enso_provider.events._timestamps import TimestampConverter, TimestampTexts, parse_timezone
 from enso_provider.events._values import NumberText, convert_identifier, plain_value, show
 
@@ -428,25 +429,14 @@ class EventMapper:
     def _layout(self, row: Any, fixed: Plan | None, width: int) -> tuple[Plan, Sequence[Any]]:
         """``(plan, values)`` of a row that is not a plain tuple of the columns' width."""
         if fixed is not None and self.row_mapper is None:
-            return fixed, _sequence_values(row, width)
+            return fixed, sequence_values(row, width)
         if self.row_mapper is None:
-            mapping = row if type(row) is dict else _as_dict(row, None)
+            mapping = row if type(row) is dict else as_dict(row, None)
         else:
-            mapping = self._call_row_mapper(row, fixed)
+            mapping = mapped_by(self.row_mapper, row, fixed.columns if fixed is not None else None)
         keys = tuple(mapping)
         plan = self._plans.get(keys) or self._plan_for_keys(keys)
         return plan, tuple(mapping.values())
-
-    def _call_row_mapper(self, row: Any, fixed: Plan | None) -> dict[Any, Any]:
-        source = _as_dict(row, fixed.columns if fixed is not None else None)
-        assert self.row_mapper is not None
-        try:
-            out = self.row_mapper(source)
-        except Exception as exc:
-            raise FieldError(INVALID_ROW, None, f"row_mapper raised {type(exc).__name__}: {exc}") from None
-        if not isinstance(out, Mapping):
-            raise FieldError(INVALID_ROW, None, f"row_mapper returned {type(out).__name__}, not a mapping")
-        return out if type(out) is dict else dict(out)
 
     # ------------------------------------------------------------ rejections
 
@@ -473,25 +463,3 @@ class EventMapper:
             event=event,
             field=error.field,
         )
-
-
-def _sequence_values(row: Any, width: int) -> Sequence[Any]:
-    if isinstance(row, (str, bytes, bytearray)) or not isinstance(row, Sequence):
-        raise FieldError(
-            INVALID_ROW, None, f"row of type {type(row).__name__} is not a sequence of column values"
-        )
-    if len(row) != width:
-        raise FieldError(INVALID_ROW, None, f"row has {len(row)} values for {width} columns")
-    return row
-
-
-def _as_dict(row: Any, columns: tuple[Any, ...] | None) -> dict[Any, Any]:
-    if type(row) is dict:
-        return row
-    if columns is not None:
-        return dict(zip(columns, _sequence_values(row, len(columns)), strict=True))
-    if isinstance(row, Mapping):
-        return dict(row)
-    raise FieldError(
-        INVALID_ROW, None, f"row of type {type(row).__name__} is not a mapping (and no columns were given)"
-    )
