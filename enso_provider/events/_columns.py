@@ -12,6 +12,7 @@ to it. So the two always agree, which the property tests check.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ _UTC_KEYS = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Uni
 _NONE = type(None)
 _ZONE = attrgetter("tzinfo")
 _NOT_NONE = partial(is_not, None)
+#: What ``datetime.isoformat`` writes for an aware datetime (seconds, microseconds or none), or with Z.
+_ZONED_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?(?:Z|[+-]\d\d:\d\d)", re.ASCII)
 #: The row loop's content writer (:func:`._metadata.event_content`), as one C callable for ``map``.
 _dumps = partial(orjson.dumps, default=canonical_default, option=FAST_OPTIONS)
 
@@ -169,7 +172,12 @@ def timestamps(col: Sequence[Any], cache: TimestampTexts) -> list[Any] | None:
     """The UTC text of datetimes, or of strings the cache holds."""
     kinds, present, nones = _present(col)
     if kinds == {str}:
-        return _gaps(cache.cached(list(present)), nones)
+        found = cache.cached(list(present))
+        misses = positions(found)
+        if misses:  # not held by the cache: the strings datetime.isoformat writes are read here
+            for i, text in zip(misses, iso_texts([present[i] for i in misses]), strict=True):
+                found[i] = text
+        return _gaps(found, nones)
     if kinds != {datetime}:
         return None if kinds else [None] * len(col)
     texts: list[Any]
@@ -191,6 +199,35 @@ def timestamps(col: Sequence[Any], cache: TimestampTexts) -> list[Any] | None:
     if min(texts) < "1970" or max(texts)[:4] > "2261":
         texts = [None if t < "1970" or t[:4] > "2261" else t for t in texts]
     return _gaps(texts, nones)
+
+
+def iso_texts(texts: list[str]) -> list[str | None]:
+    """
+    The UTC text of strings in the form ``datetime.isoformat`` writes with a zone (or ``Z``), by
+    ``datetime.fromisoformat``; None for any other string (the row loop reads those, or refuses them).
+    """
+    shaped = list(map(_ZONED_ISO.fullmatch, texts))
+    readable = texts if all(shaped) else [t for t, m in zip(texts, shaped, strict=True) if m]
+    zoned = list(map(str.replace, readable, repeat("Z"), repeat("+00:00")))  # 3.10 reads no "Z"
+    utc: list[Any]
+    try:
+        moments = list(map(datetime.fromisoformat, zoned))
+        utc = list(map(datetime.astimezone, moments, repeat(_UTC)))
+    except (ValueError, OverflowError):  # an invalid date or offset among them: one at a time
+        utc = list(map(_utc_or_none, zoned))
+    out: list[Any] = [t if t is None else t.isoformat().replace("+00:00", "Z") for t in utc]
+    out = [None if t is None or t < "1970" or t[:4] > "2261" else t for t in out]
+    if readable is texts:
+        return out
+    found = iter(out)
+    return [next(found) if m else None for m in shaped]
+
+
+def _utc_or_none(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text).astimezone(_UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def metadata_values(col: Sequence[Any]) -> list[Any]:

@@ -100,6 +100,7 @@ KINDS: dict[str, list[tuple[Any, Any]]] = {
         (zones.flatmap(_aware), edges),
         (instants, edges),
         (wire_texts, bad_texts),
+        (zones.flatmap(_aware).map(datetime.isoformat), bad_texts),
         (instants, _aware(timezone.utc)),
     ],
     "metadata": [
