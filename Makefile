@@ -36,10 +36,12 @@ demo: $(STAMP)
 
 # Users' data (PostgreSQL and SQLite): ceiling vs naive job vs the operator, the mapper alone, latency
 # and concurrency (ROWS=1000000 and REPEAT=3 by default). Figures in .bench/results.json.
+# BASELINE=<another checkout> runs its package in turns with this one's, and prints both side by side.
 ROWS ?= 1000000
 REPEAT ?= 3
+BASELINE ?=
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench.py --rows $(ROWS) --repeat $(REPEAT)
+	$(BIN)/python benchmarks/bench.py --rows $(ROWS) --repeat $(REPEAT) $(if $(BASELINE),--baseline $(BASELINE))
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench.py --quick --repeat 1

@@ -41,11 +41,26 @@ import usage_data  # noqa: E402
 
 ROOT = HERE.parent
 SOURCES = ("postgres", "sqlite")
+#: Clients that use none of the package: with a baseline, one run a turn serves both checkouts.
+PACKAGE_FREE = ("ceiling", "naive")
 
 
-def _checkout_env(*first: Path) -> dict[str, str]:
-    """The environment of a child process that imports this checkout's package, whatever is installed."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in (*first, ROOT))}
+def _checkout_env(root: Path = ROOT) -> dict[str, str]:
+    """
+    The environment of a child process that runs these clients on a checkout's package (this one's, or
+    the baseline's), whatever is installed: only the package differs between the two.
+    """
+    return {**os.environ, "PYTHONPATH": os.pathsep.join((str(HERE), str(root)))}
+
+
+def _fastest(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fastest run by wall time, with the largest peak RSS and every run's wall and CPU seconds."""
+    fastest = min(results, key=lambda r: r["wall"])
+    fastest["peak_mb"] = max(r["peak_mb"] for r in results)
+    fastest["runs"] = len(results)
+    fastest["walls"] = [round(r["wall"], 3) for r in results]
+    fastest["cpus"] = [round(r["cpu"], 3) for r in results]
+    return fastest
 
 
 @contextmanager
@@ -56,7 +71,9 @@ def emulator(latency: float = 0.0) -> Iterator[str]:
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "enso_provider.testing", "--port", str(port), "--token", usage_data.TOKEN]
     cmd += ["--no-store", "--latency", str(latency), "--customers", ",".join(usage_data.customer_ids())]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_checkout_env())
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_checkout_env()
+    )
     try:
         assert proc.stdout is not None
         banner = proc.stdout.readline()
@@ -76,36 +93,36 @@ def _reset(url: str) -> None:
 class Runner:
     """Runs clients in fresh processes against one set of tables, checking every row is accounted for."""
 
-    def __init__(self, tables: usage_data.Tables, repeat: int) -> None:
+    def __init__(self, tables: usage_data.Tables, repeat: int, baseline: Path | None = None) -> None:
         self.tables = tables
         self.repeat = repeat
-
-    def run(self, client: str, source: str, url: str, rows: int, **options: Any) -> dict[str, Any]:
-        """The fastest of ``repeat`` runs of one client (the peak RSS is the largest seen)."""
-        return self.interleaved({client: (client, rows, options)}, source, url)[client]
+        #: The checkouts whose clients run: this one, and the baseline's when one is given.
+        self.roots = {"after": ROOT, **({"baseline": baseline} if baseline else {})}
 
     def interleaved(
         self, jobs: dict[str, tuple[str, int, dict[str, Any]]], source: str, url: str
-    ) -> dict[str, dict[str, Any]]:
+    ) -> dict[str, dict[str, dict[str, Any]]]:
         """
-        The fastest of ``repeat`` runs of each job ``{key: (client, rows, options)}``, run in turns
-        (one run of each, then again), so that a change in the machine's speed meets every job alike.
+        The fastest of ``repeat`` runs of each job ``{key: (client, rows, options)}`` on each checkout's
+        package, as ``{checkout: {key: result}}``: run in turns (one run of each job on each checkout,
+        then again), so that a change in the machine's speed meets every job and every checkout alike.
+        The ceiling and the naive job do not use the package: they run once a turn, shown for both.
         """
-        runs: dict[str, list[dict[str, Any]]] = {key: [] for key in jobs}
+        runs: dict[str, dict[str, list[dict[str, Any]]]] = {r: {key: [] for key in jobs} for r in self.roots}
         for _ in range(self.repeat):
             for key, (client, rows, options) in jobs.items():
-                runs[key].append(self._once(client, source, url, rows, options))
-        best = {}
-        for key, results in runs.items():
-            fastest = min(results, key=lambda r: r["wall"])
-            fastest["peak_mb"] = max(r["peak_mb"] for r in results)
-            fastest["runs"] = len(results)
-            fastest["walls"] = [round(r["wall"], 3) for r in results]
-            fastest["cpus"] = [round(r["cpu"], 3) for r in results]
-            best[key] = fastest
-        return best
+                for name, root in self.roots.items():
+                    if client in PACKAGE_FREE and name != "after":
+                        runs[name][key] = runs["after"][key]
+                        continue
+                    runs[name][key].append(self._once(root, client, source, url, rows, options))
+        return {
+            name: {key: _fastest(results) for key, results in by_key.items()} for name, by_key in runs.items()
+        }
 
-    def _once(self, client: str, source: str, url: str, rows: int, options: dict[str, Any]) -> dict[str, Any]:
+    def _once(
+        self, root: Path, client: str, source: str, url: str, rows: int, options: dict[str, Any]
+    ) -> dict[str, Any]:
         if source == "postgres":
             conn, table = self.tables.postgres_conn_json(), usage_data.postgres_table(self.tables.rows)
         else:
@@ -125,7 +142,7 @@ class Runner:
             capture_output=True,
             text=True,
             check=False,
-            env=_checkout_env(HERE),
+            env=_checkout_env(root),
         )
         if out.returncode != 0:
             raise RuntimeError(f"{client} on {source} failed:\n{out.stderr[-4000:]}")
@@ -148,7 +165,7 @@ def check_accounted(client: str, source: str, rows: int, result: dict[str, Any])
             raise RuntimeError(f"{client} on {source}: invalid/failed {result} != {expected}")
 
 
-def machine() -> dict[str, Any]:
+def machine(root: Path = ROOT) -> dict[str, Any]:
     """The machine and the state it was in."""
     cpu = "unknown"
     try:
@@ -159,7 +176,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+        ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=False
     ).stdout.strip()
     import platform
 
@@ -191,6 +208,11 @@ def _arguments() -> argparse.Namespace:
         "--cache-dir", type=Path, default=ROOT / ".bench", help="where the SQLite copy is kept"
     )
     parser.add_argument("--json", type=Path, default=ROOT / ".bench" / "results.json")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (a git worktree of the last release) whose clients run in turns with these",
+    )
     parser.add_argument("--show", type=Path, help="print the tables of a saved JSON file, run nothing")
     parser.add_argument(
         "--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"), help="two saved runs side by side"
@@ -204,18 +226,22 @@ def _arguments() -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Every measurement; returns the results (also what goes in the JSON file)."""
+def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Every measurement, as ``{checkout: results}`` (each is what goes in a JSON file)."""
     sources = [s for s in args.sources.split(",") if s]
-    results: dict[str, Any] = {"machine": machine(), "load_before": os.getloadavg(), "repeat": args.repeat}
-    results["sizes"] = {k: getattr(args, k) for k in ("rows", "small_rows", "mapper_rows", "latency_rows")}
     started = time.perf_counter()
     print(f"Building the usage tables ({args.rows:,} rows)...", flush=True)
     tables = usage_data.build(args.rows, args.cache_dir, args.database)
-    results["build_seconds"] = round(time.perf_counter() - started, 1)
-    runner = Runner(tables, args.repeat)
+    runner = Runner(tables, args.repeat, args.baseline)
+    results: dict[str, dict[str, Any]] = {}
+    for name, root in runner.roots.items():
+        results[name] = {"machine": machine(root), "load_before": os.getloadavg(), "repeat": args.repeat}
+        results[name]["sizes"] = {
+            k: getattr(args, k) for k in ("rows", "small_rows", "mapper_rows", "latency_rows")
+        }
+        results[name]["build_seconds"] = round(time.perf_counter() - started, 1)
     for source in sources:
-        out: dict[str, Any] = {}
+        out: dict[str, dict[str, Any]] = {name: {} for name in runner.roots}
         with emulator() as url:
             jobs = {
                 "ceiling": ("ceiling", args.rows, {}),
@@ -227,28 +253,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.skip_naive:
                 del jobs["naive"]
             print(f"  {source}: {', '.join(jobs)}, in turns ({args.repeat} of each)...", flush=True)
-            out.update(runner.interleaved(jobs, source, url))
+            for name, found in runner.interleaved(jobs, source, url).items():
+                out[name].update(found)
         for latency in [float(ms) / 1000 for ms in args.latencies.split(",") if ms]:
+            concurrencies = [int(c) for c in args.concurrencies.split(",") if c]
+            grid = {
+                f"latency_{latency * 1000:.0f}ms_c{c}": ("operator", args.latency_rows, {"concurrency": c})
+                for c in concurrencies
+            }
+            print(
+                f"  {source}: {latency * 1000:.0f} ms, concurrency {concurrencies}, in turns...", flush=True
+            )
             with emulator(latency) as url:
-                concurrencies = [int(c) for c in args.concurrencies.split(",") if c]
-                print(
-                    f"  {source}: {latency * 1000:.0f} ms, concurrency {concurrencies}, in turns...",
-                    flush=True,
-                )
-                grid = {
-                    f"latency_{latency * 1000:.0f}ms_c{c}": (
-                        "operator",
-                        args.latency_rows,
-                        {"concurrency": c},
-                    )
-                    for c in concurrencies
-                }
-                for key, r in runner.interleaved(grid, source, url).items():
-                    r.update(latency=latency, concurrency=grid[key][2]["concurrency"])
-                    out[key] = r
-        results[source] = out
-    results["load_after"] = os.getloadavg()
-    results["total_seconds"] = round(time.perf_counter() - started, 1)
+                for name, found in runner.interleaved(grid, source, url).items():
+                    for key, r in found.items():
+                        r.update(latency=latency, concurrency=grid[key][2]["concurrency"])
+                        out[name][key] = r
+        for name in runner.roots:
+            results[name][source] = out[name]
+    for name in runner.roots:
+        results[name]["load_after"] = os.getloadavg()
+        results[name]["total_seconds"] = round(time.perf_counter() - started, 1)
     return results
 
 
@@ -264,12 +289,20 @@ def main() -> int:
         return 0
     results = run(args)
     print()
-    print(report.render(results))
+    print(report.render(results["after"]))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
-    print(
-        f"\nFigures written to {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}"
-    )
+    args.json.write_text(json.dumps(results["after"], indent=2))
+    written = [args.json]
+    if "baseline" in results:
+        baseline_json = args.json.with_name(args.json.stem + "-baseline.json")
+        baseline_json.write_text(json.dumps(results["baseline"], indent=2))
+        written.append(baseline_json)
+        print("\n## The baseline, run in turns with the above\n")
+        print(report.render(results["baseline"]))
+        print("\n## Side by side\n")
+        print(report.compare(results["baseline"], results["after"]))
+    shown = [str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p) for p in written]
+    print(f"\nFigures written to {', '.join(shown)}")
     return 0
 
 

@@ -31,7 +31,9 @@ def test_bench_runs_and_accounts_for_every_row(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     cmd = [sys.executable, str(BENCH / "bench.py"), "--rows", str(ROWS), "--repeat", "1"]
     cmd += ["--concurrencies", "4", "--database", database, "--cache-dir", str(tmp_path), "--json", str(out)]
-    run = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=280)
+    # This checkout as its own baseline: the runs in turns of two checkouts, and their side-by-side table.
+    cmd += ["--baseline", str(BENCH.parent)]
+    run = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "(c) operator" in run.stdout
 
@@ -53,3 +55,8 @@ def test_bench_runs_and_accounts_for_every_row(tmp_path: Path) -> None:
         assert figures["mapper"]["invalid"] == local
         grid = [k for k in figures if k.startswith("latency_")]
         assert sorted(grid) == ["latency_0ms_c4", "latency_50ms_c4"]
+    baseline = json.loads((tmp_path / "results-baseline.json").read_text())
+    for source in ("postgres", "sqlite"):
+        assert set(baseline[source]) == set(results[source])
+        assert baseline[source]["operator"]["invalid"] == local
+    assert "before | after" in run.stdout
