@@ -294,23 +294,22 @@ class EventMapper:
         """The items of a list of tuple rows: the same items, in the same order, as the row loop's."""
         start = self._rows_seen
         self._rows_seen = start + len(rows)
-        items: list[Any] = [None] * len(rows)
+        errors: dict[int, Exception] = {}  # made rejections in row order at the end, as the row loop does
         contents = self._columns.contents(rows, plan)
         for i in positions(contents):  # the rows the column form left to the row loop
             try:
                 contents[i] = self._content(rows[i], plan)
             except Exception as exc:
-                items[i] = self._reject(start + i, exc, rows[i], rows[i], plan, plan)
+                errors[i] = exc
         limit = self._content_limit
         if max(map(len, filter(None, contents)), default=0) > limit:
             for i, content in enumerate(contents):
                 if content is not None and len(content) > limit:
-                    error = self._too_large(len(content) + self.max_event_bytes - limit, content)
-                    items[i] = self._reject(start + i, error, rows[i], rows[i], plan, plan)
+                    errors[i] = self._too_large(len(content) + self.max_event_bytes - limit, content)
         todo: Sequence[int] = range(len(rows))
         sent: list[bytes] = contents  # type: ignore[assignment]
-        if any(items):  # some rejected
-            todo = positions(items)
+        if errors:
+            todo = [i for i in todo if i not in errors]
             sent = [contents[i] for i in todo]  # type: ignore[misc]
         event_ids = self._ids.content_ids(sent)
         datas = [
@@ -318,17 +317,20 @@ class EventMapper:
             for content, event_id in zip(sent, event_ids, strict=True)
         ]
         indexes = map(start.__add__, todo)
-        events = list(map(tuple.__new__, repeat(Event), zip(indexes, event_ids, datas, strict=True)))
-        if len(events) == len(rows):
-            items = events
-        else:
-            for i, event in zip(todo, events, strict=True):
-                items[i] = event
+        events: list[Any] = list(
+            map(tuple.__new__, repeat(Event), zip(indexes, event_ids, datas, strict=True))
+        )
         if max(map(len, datas), default=0) > self.max_event_bytes:  # only an occurrence suffix can tip it
             for i, data, content in zip(todo, datas, sent, strict=True):
                 if len(data) > self.max_event_bytes:
-                    error = self._too_large(len(data), content)
-                    items[i] = self._reject(start + i, error, rows[i], rows[i], plan, plan)
+                    errors[i] = self._too_large(len(data), content)
+        if not errors:
+            return events
+        items: list[Any] = [None] * len(rows)
+        for i, event in zip(todo, events, strict=True):
+            items[i] = event
+        for i in sorted(errors):
+            items[i] = self._reject(start + i, errors[i], rows[i], rows[i], plan, plan)
         return items
 
     def _event(self, index: int, vals: Sequence[Any], plan: Plan) -> Event:

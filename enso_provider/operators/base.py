@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -17,6 +18,10 @@ from enso_provider.models import DeliveryReport, FailedRow
 from enso_provider.operators.policy import FailurePolicy
 from enso_provider.operators.report import log_report
 
+_freeze_lock = threading.Lock()
+#: Runs inside the freeze this module made (deliveries in threads of one process share it).
+_runs_in_freeze = 0
+
 
 @contextmanager
 def older_objects_frozen() -> Iterator[None]:
@@ -28,16 +33,25 @@ def older_objects_frozen() -> Iterator[None]:
     A run makes millions of short-lived objects; each full collection they trigger would otherwise
     walk everything Airflow, its providers and the DAG hold (measured: a quarter of the run's CPU).
     Cyclic garbage made during the run is collected as usual. Nothing is done when objects are frozen
-    already (by whoever froze them) or the collector is off.
+    already by someone else (a worker forked by LocalExecutor inherits its parent's freeze, which
+    serves the same end) or the collector is off; runs in threads of one process share one freeze,
+    given back when the last ends.
     """
-    if gc.get_freeze_count() or not gc.isenabled():
-        yield
-        return
-    gc.freeze()
+    global _runs_in_freeze
+    with _freeze_lock:
+        mine = bool(_runs_in_freeze) or not (gc.get_freeze_count() or not gc.isenabled())
+        if mine:
+            if not _runs_in_freeze:
+                gc.freeze()
+            _runs_in_freeze += 1
     try:
         yield
     finally:
-        gc.unfreeze()
+        if mine:
+            with _freeze_lock:
+                _runs_in_freeze -= 1
+                if not _runs_in_freeze:
+                    gc.unfreeze()
 
 
 class EnsoDeliveryOperator(BaseOperator):

@@ -8,12 +8,13 @@ so their events (ids, occurrence suffixes, bytes) and their rejections must be e
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from dateutil import tz as dateutil_tz
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -190,4 +191,54 @@ def test_columns_of_plain_warehouse_values_are_encoded_column_wise(monkeypatch: 
     assert [type(item) for item in items] == [Event, Event]
     assert items[1].data.startswith(
         b'{"CustomerEntityId":"cust_2","metadata":{"recorded_at":null,"region":"us"'
+    )
+
+
+class _NoOffset(tzinfo):
+    """A zone that has no offset for any value (its datetimes are read in the mapper's zone)."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "timezone_name"),
+    [
+        (datetime(2024, 1, 1, tzinfo=dateutil_tz.tzutc()), "UTC"),  # a zone that cannot be hashed
+        (datetime(2024, 1, 1, tzinfo=dateutil_tz.tzoffset(None, 7200)), "UTC"),
+        (datetime(2024, 1, 1, tzinfo=_NoOffset()), "Europe/Paris"),
+        ("2020-01-01T00:00:00+00:60", "UTC"),  # fromisoformat reads it; the row loop refuses it
+        ("2020-01-01T00:00:00+24:00", "UTC"),
+        ("2020-01-01T00:00:00.123456-23:59", "UTC"),
+    ],
+)
+def test_values_the_column_checks_cannot_judge_get_the_row_loop_result(
+    timestamp: Any, timezone_name: str
+) -> None:
+    rows = [("c", "m", 1, timestamp, None, 1, None, "eu"), ("c", "m", 2, timestamp, None, 1, None, "eu")]
+    options = {"metadata_columns": ["units", "recorded_at", "region"], "timezone": timezone_name}
+    by_rows = EventMapper(**options).map(rows, columns=COLUMNS)
+    chunked = [item for chunk in EventMapper(**options).map_chunks(rows, columns=COLUMNS) for item in chunk]
+    assert chunked == list(by_rows)
+
+
+def test_rejections_are_counted_in_row_order() -> None:
+    """Too large (row 0) before a bad timestamp (row 1), as the row loop meets them."""
+    rows = [
+        ("c" * 200, "m", 1, "2024-01-01T00:00:00Z", None, 1, None, "eu"),
+        ("c", "m", 1, "x", None, 1, None, "eu"),
+    ]
+    by_rows, by_columns = EventMapper(max_event_bytes=128), EventMapper(max_event_bytes=128)
+    list(by_rows.map(rows, columns=COLUMNS))
+    list(by_columns.map_chunks(rows, columns=COLUMNS))
+    assert (
+        list(by_columns.rejections_by_code)
+        == list(by_rows.rejections_by_code)
+        == [
+            "event_too_large",
+            "invalid_timestamp",
+        ]
     )
