@@ -10,22 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from itertools import islice, repeat
+from itertools import islice
 from typing import Any, Literal
 
 from enso_provider.events import ids
 from enso_provider.events._columns import ColumnEncoder, eligible, positions
 from enso_provider.events._fields import FieldReader
+from enso_provider.events._identity import EventIdentity
 from enso_provider.events._legacy import v1_content
 from enso_provider.events._metadata import event_content
 from enso_provider.events._options import check_defaults, check_field_map, check_metadata_columns
 from enso_provider.events._plan import PLAN_CACHE_LIMIT, Plan, compile_plan
 from enso_provider.events._records import (
     CUSTOMER_ENTITY_ID,
-    DUPLICATE_EVENT_ID,
     EVENT_ID,
-    EVENT_TOO_LARGE,
-    INVALID_EVENT_ID,
     INVALID_ROW,
     JOB_ID,
     METADATA,
@@ -34,17 +32,13 @@ from enso_provider.events._records import (
     FieldError,
     Rejection,
 )
-from enso_provider.events._rejections import decode_quietly, mapped_fields, row_key, source_row, truncate
+from enso_provider.events._rejections import mapped_fields, row_key, source_row, truncate
 from enso_provider.events._shapes import as_dict, mapped_by, sequence_values
 from enso_provider.events._timestamps import TimestampConverter, TimestampTexts, parse_timezone
-from enso_provider.events._values import NumberText, convert_identifier, plain_value, show
+from enso_provider.events._values import NumberText, plain_value
 
 #: Items per list of :meth:`EventMapper.map_chunks`.
 CHUNK = 1024
-#: An event: its content (without the closing brace) with the (ASCII) ``eventId`` as the last key.
-_EVENT = b'%b,"eventId":"%b"}'
-#: Bytes an eventId adds to an event besides its own text: ``,"eventId":""``.
-_ID_OVERHEAD = len(b',"eventId":""')
 
 
 def _stripped(raw: Any) -> str | None:
@@ -124,8 +118,6 @@ class EventMapper:
         if isinstance(max_event_bytes, bool) or not isinstance(max_event_bytes, int) or max_event_bytes < 128:
             raise ValueError(f"max_event_bytes must be an int of at least 128, not {max_event_bytes!r}")
         self.max_event_bytes = max_event_bytes
-        # The longest content whose event, with a first-occurrence generated id, fits max_event_bytes.
-        self._content_limit = max_event_bytes - _ID_OVERHEAD - ids.GENERATED_ID_LEN
         if row_mapper is not None and not callable(row_mapper):
             raise ValueError("row_mapper must be callable")
         self.row_mapper = row_mapper
@@ -141,6 +133,7 @@ class EventMapper:
 
         self._fields = FieldReader(self._defaults, TimestampTexts(converter))
         self._ids = ids.EventIds(namespace, self.event_id_namespace)
+        self._identity = EventIdentity(self._ids, max_event_bytes, event_id_column)
         self._columns = ColumnEncoder(
             self._fields.timestamps, self._defaults.get(METADATA), self._defaults.get(JOB_ID)
         )
@@ -301,31 +294,20 @@ class EventMapper:
                 contents[i] = self._content(rows[i], plan)
             except Exception as exc:
                 errors[i] = exc
-        limit = self._content_limit
-        if max(map(len, filter(None, contents)), default=0) > limit:
+        identity = self._identity
+        if max(map(len, filter(None, contents)), default=0) > identity.content_limit:
             for i, content in enumerate(contents):
-                if content is not None and len(content) > limit:
-                    errors[i] = self._too_large(len(content) + self.max_event_bytes - limit, content)
+                if content is not None and len(content) > identity.content_limit:
+                    errors[i] = identity.content_too_large(content)
         todo: Sequence[int] = range(len(rows))
         sent: list[bytes] = contents  # type: ignore[assignment]
         if errors:
             todo = [i for i in todo if i not in errors]
             sent = [contents[i] for i in todo]  # type: ignore[misc]
-        event_ids = self._ids.content_ids(sent)
-        datas = [
-            _EVENT % (content[:-1], event_id.encode())
-            for content, event_id in zip(sent, event_ids, strict=True)
-        ]
-        indexes = map(start.__add__, todo)
-        events: list[Any] = list(
-            map(tuple.__new__, repeat(Event), zip(indexes, event_ids, datas, strict=True))
-        )
-        if max(map(len, datas), default=0) > self.max_event_bytes:  # only an occurrence suffix can tip it
-            for i, data, content in zip(todo, datas, sent, strict=True):
-                if len(data) > self.max_event_bytes:
-                    errors[i] = self._too_large(len(data), content)
+        events, oversize = identity.content_events(start, todo, sent)
+        errors.update(oversize)
         if not errors:
-            return events
+            return events  # type: ignore[return-value]
         items: list[Any] = [None] * len(rows)
         for i, event in zip(todo, events, strict=True):
             items[i] = event
@@ -338,8 +320,8 @@ class EventMapper:
         content = self._content(vals, plan)
         own_id = plan.i_eid >= 0 and vals[plan.i_eid] is not None
         if not own_id and not self.event_id_column:
-            return self._with_content_id(index, content)
-        return self._with_own_or_key_id(index, vals, plan, content)
+            return self._identity.content_event(index, content)
+        return self._identity.own_or_key_event(index, vals, plan, content)
 
     def _content(self, vals: Sequence[Any], plan: Plan) -> bytes:
         """The canonical content of one row's values; raises FieldError for a value that cannot be sent."""
@@ -371,60 +353,6 @@ class EventMapper:
         if raw is None:
             return default
         return _stripped(raw) or self._fields.identifier(raw, JOB_ID, plan)
-
-    def _with_content_id(self, index: int, content: bytes) -> Event:
-        if len(content) > self._content_limit:
-            raise self._too_large(len(content) + self.max_event_bytes - self._content_limit, content)
-        event_id = self._ids.content_ids([content])[0]
-        data = _EVENT % (content[:-1], event_id.encode())
-        if len(data) > self.max_event_bytes:  # only an occurrence suffix can tip it over
-            raise self._too_large(len(data), content)
-        return Event(index, event_id, data)
-
-    def _with_own_or_key_id(self, index: int, vals: Sequence[Any], plan: Plan, content: bytes) -> Event:
-        """The id from event_id_column (hashed with the key namespace) or a mapped eventId (as is)."""
-        if self.event_id_column:
-            raw = vals[plan.i_key] if plan.i_key >= 0 else None
-            key = convert_identifier(raw, EVENT_ID, INVALID_EVENT_ID)
-            if key is None:
-                where = "is not in the row" if plan.i_key < 0 else f"is {show(raw)}"
-                raise FieldError(
-                    INVALID_EVENT_ID, EVENT_ID, f"event_id_column {self.event_id_column!r} {where}"
-                )
-            event_id, digest = self._ids.key_id(key)
-            what = f"key {show(key)} of event_id_column {self.event_id_column!r}"
-        else:
-            raw = vals[plan.i_eid]
-            own = convert_identifier(raw, EVENT_ID, INVALID_EVENT_ID)
-            if own is None:  # blank: the content id, as for every other row
-                return self._with_content_id(index, content)
-            digest = self._ids.own_digest(own)
-            event_id = own
-            what = f"eventId {show(own)}"
-        try:
-            id_json = ids.string(event_id).encode()
-        except UnicodeEncodeError as exc:
-            raise FieldError(
-                INVALID_EVENT_ID, EVENT_ID, f"eventId {show(event_id)} is not valid text: {exc}"
-            ) from None
-        data = content[:-1] + b',"eventId":' + id_json + b"}"
-        if len(data) > self.max_event_bytes:
-            raise self._too_large(len(data), content)
-        # Counted only once the event is otherwise valid: a rejected row does not take the key.
-        if self._ids.count(digest) > 1:
-            error = FieldError(
-                DUPLICATE_EVENT_ID, EVENT_ID, f"{what} was already used by an earlier row in this run"
-            )
-            error.event = decode_quietly(data)
-            raise error
-        return Event(index, event_id, data)
-
-    def _too_large(self, size: int, content: bytes) -> FieldError:
-        error = FieldError(
-            EVENT_TOO_LARGE, None, f"event is {size} bytes, more than max_event_bytes={self.max_event_bytes}"
-        )
-        error.event = decode_quietly(content)
-        return error
 
     # ------------------------------------------------------------ row shapes
 
