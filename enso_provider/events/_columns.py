@@ -25,15 +25,16 @@ from typing import Any
 
 import orjson
 
-from enso_provider.events._metadata import FAST, FAST_OPTIONS, canonical_default, odd_marks, odd_number
+from enso_provider.events._metadata import FAST, dump_canonical, odd_marks, odd_number
 from enso_provider.events._plan import Plan
-from enso_provider.events._timestamps import TimestampTexts
+from enso_provider.events._timestamps import TIMESTAMP_MAX, TIMESTAMP_MIN, TimestampTexts
 from enso_provider.events._values import INT64_MIN, UINT64_MAX
 
 _UTC = timezone.utc
 #: Zone names psycopg and others give UTC datetimes: their isoformat() already ends in "+00:00".
 _UTC_KEYS = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
 _NONE = type(None)
+_FIRST_YEAR, _LAST_YEAR = f"{TIMESTAMP_MIN.year:04d}", f"{TIMESTAMP_MAX.year:04d}"
 _ZONE = attrgetter("tzinfo")
 _NOT_NONE = partial(is_not, None)
 _IS_NONE = partial(is_, None)
@@ -42,8 +43,6 @@ _IS_NONE = partial(is_, None)
 _ZONED_ISO = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)", re.ASCII
 )
-#: The row loop's content writer (:func:`._metadata.event_content`), as one C callable for ``map``.
-_dumps = partial(orjson.dumps, default=canonical_default, option=FAST_OPTIONS)
 
 
 # Every content starts with its first key, CustomerEntityId (the keys are sorted), so in the array of a
@@ -55,13 +54,13 @@ _CONTENT = _HEAD + b"%b}"
 
 def _dump_each(objs: list[dict[str, Any]]) -> tuple[list[bytes], set[int]]:
     """
-    ``[_dumps(obj) for obj in objs]`` and the positions the row loop must decide (a value orjson
+    ``[dump_canonical(obj) for obj in objs]`` and the positions the row loop must decide (a value orjson
     cannot write, a number it writes otherwise than the canonical form). Written by one orjson call
     and cut at the boundaries: orjson is several times faster writing one array than a thousand
     objects kept alive.
     """
     try:
-        blob = _dumps(objs)
+        blob = dump_canonical(objs)
     except TypeError:  # a huge int, lone surrogates...: find the rows one by one
         blob = b""
     pieces = blob[len(_HEAD) + 1 : -2].split(_BOUNDARY) if blob else []
@@ -80,7 +79,7 @@ def _dump_each(objs: list[dict[str, Any]]) -> tuple[list[bytes], set[int]]:
 
 def _dump_or_empty(obj: dict[str, Any]) -> bytes:
     try:
-        return _dumps(obj)
+        return dump_canonical(obj)
     except TypeError:
         return b""
 
@@ -198,11 +197,23 @@ def timestamps(col: Sequence[Any], cache: TimestampTexts) -> list[Any] | None:
             if None in map(datetime.utcoffset, present):
                 return None
             present = list(map(datetime.astimezone, present, repeat(_UTC)))
-        texts = list(map(str.replace, map(datetime.isoformat, present), repeat("+00:00"), repeat("Z")))
-    # The range is 1970-01-01T00:00:00Z..2261-12-31T23:59:59.999999Z: the year alone decides it.
-    if min(texts) < "1970" or max(texts)[:4] > "2261":
-        texts = [None if t < "1970" or t[:4] > "2261" else t for t in texts]
-    return _gaps(texts, nones)
+        return _gaps(_utc_texts(present), nones)
+    return _gaps(_in_range(texts), nones)
+
+
+def _utc_texts(moments: Sequence[datetime]) -> list[str | None]:
+    """The wire text of datetimes in UTC (None out of range)."""
+    return _in_range(list(map(str.replace, map(datetime.isoformat, moments), repeat("+00:00"), repeat("Z"))))
+
+
+def _in_range(texts: list[str]) -> list[str | None]:
+    """
+    ``texts`` (UTC ISO texts) with None for those out of the range 1970-01-01T00:00:00Z ..
+    2261-12-31T23:59:59.999999Z, which the year alone decides.
+    """
+    if not texts or (min(texts) >= _FIRST_YEAR and max(texts)[:4] <= _LAST_YEAR):
+        return texts  # type: ignore[return-value]
+    return [None if t < _FIRST_YEAR or t[:4] > _LAST_YEAR else t for t in texts]
 
 
 def iso_texts(texts: list[str]) -> list[str | None]:
@@ -219,8 +230,8 @@ def iso_texts(texts: list[str]) -> list[str | None]:
         utc = list(map(datetime.astimezone, moments, repeat(_UTC)))
     except (ValueError, OverflowError):  # an invalid date or offset among them: one at a time
         utc = list(map(_utc_or_none, zoned))
-    out: list[Any] = [t if t is None else t.isoformat().replace("+00:00", "Z") for t in utc]
-    out = [None if t is None or t < "1970" or t[:4] > "2261" else t for t in out]
+    # The one-at-a-time reading leaves None for the strings it could not read.
+    out = _utc_texts(utc) if None not in utc else [t and _utc_texts([t])[0] for t in utc]
     if readable is texts:
         return out
     found = iter(out)
@@ -300,17 +311,12 @@ class ColumnEncoder:
         )
         if any(f is None for f in fields):
             return [None] * len(rows)
-        if self.job is None:
-            objs = [
-                {"CustomerEntityId": c, "metadata": b, "metric": m, "timestamp": t, "value": v}
-                for c, b, m, t, v in zip(*fields, strict=True)  # type: ignore[arg-type]
-            ]
-        else:
-            job = self.job
-            objs = [
-                {"CustomerEntityId": c, "JobId": job, "metadata": b, "metric": m, "timestamp": t, "value": v}
-                for c, b, m, t, v in zip(*fields, strict=True)  # type: ignore[arg-type]
-            ]
+        objs = [
+            {"CustomerEntityId": c, "metadata": b, "metric": m, "timestamp": t, "value": v}
+            for c, b, m, t, v in zip(*fields, strict=True)  # type: ignore[arg-type]
+        ]
+        if self.job is not None:  # sorted into its place by the writer
+            deque(map(dict.__setitem__, objs, repeat("JobId"), repeat(self.job)), maxlen=0)
         out, slow = _dump_each(objs)
         for values in fields:
             slow.update(positions(values))  # type: ignore[arg-type]

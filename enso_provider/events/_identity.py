@@ -50,11 +50,10 @@ class EventIdentity:
         """The event of a content with its generated id (counted); raises FieldError when too large."""
         if len(content) > self.content_limit:
             raise self.content_too_large(content)
-        event_id = self.ids.content_ids([content])[0]
-        data = _EVENT % (content[:-1], event_id.encode())
-        if len(data) > self.max_event_bytes:  # only an occurrence suffix can tip it over
-            raise self.too_large(len(data), content)
-        return Event(index, event_id, data)
+        (event,), oversize = self.content_events(index, [0], [content])
+        if oversize:
+            raise oversize[0]
+        return event
 
     def own_or_key_event(self, index: int, vals: Sequence[Any], plan: Plan, content: bytes) -> Event:
         """The id from event_id_column (hashed with the key namespace) or a mapped eventId (as is)."""

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import orjson
@@ -111,10 +112,14 @@ def canonical_default(value: Any) -> Any:
     return json_safe(value, strict=True)
 
 
+#: orjson with the options and default whose bytes are the canonical form (odd numbers aside).
+dump_canonical = partial(orjson.dumps, default=canonical_default, option=FAST_OPTIONS)
+
+
 def _orjson_canonical(bag: Any) -> str | None:
     """The canonical text of ``bag`` as orjson writes it, or None where orjson's form may differ."""
     try:
-        out = orjson.dumps(bag, default=canonical_default, option=FAST_OPTIONS)
+        out = dump_canonical(bag)
     except TypeError:  # non-string keys, huge ints, values json_safe refuses, too deep: the exact path
         return None
     return None if odd_number(out) else out.decode()
@@ -174,7 +179,7 @@ def event_content(
         if job is not None:
             obj["JobId"] = job  # sorted into its place by OPT_SORT_KEYS
         try:
-            out = orjson.dumps(obj, default=canonical_default, option=FAST_OPTIONS)
+            out = dump_canonical(obj)
         except TypeError:
             out = b""
         if out and not odd_number(out):
