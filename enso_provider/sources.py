@@ -9,6 +9,7 @@ PostgreSQL, an unbuffered ``SSCursor`` on MySQL/MariaDB).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -55,14 +56,6 @@ def driver_paramstyle(conn: Any) -> str | None:
 _LONG_DIGITS = b"0" * 19
 _DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
 
-#: PostgreSQL's json and jsonb type oids, the ``type_code`` in a psycopg ``cursor.description``.
-_JSON_OIDS = frozenset((114, 3802))
-
-
-def _has_long_digits(data: bytes | memoryview) -> bool:
-    # translate-then-find is C all the way: about 5x a regex over the same bytes.
-    return _LONG_DIGITS in bytes(data).translate(_DIGITS_AS_ZERO)
-
 
 def read_json(data: str | bytes | memoryview) -> Any:
     """
@@ -71,87 +64,50 @@ def read_json(data: str | bytes | memoryview) -> Any:
     They differ only for integers beyond 64 bits (orjson: a float), numbers beyond a double's range
     and lone surrogates (orjson refuses both): those texts are read by ``json.loads``.
     """
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if not _has_long_digits(raw):
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    # Translate-then-find runs in C throughout: a third of a regular expression's cost per value.
+    if _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZERO):
         try:
-            return orjson.loads(data)
+            return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(bytes(data) if type(data) is memoryview else data)
+    return json.loads(raw if type(data) is memoryview else data)
 
 
-def read_json_column(texts: Sequence[Any]) -> list[Any]:
+def _read_json_with_driver(cursor: Any, module: str) -> None:
     """
-    :func:`read_json` of each text of a column, with the checks done once for the whole column.
+    Have a PostgreSQL cursor read json/jsonb with :func:`read_json`, through the driver's own hook.
 
-    One scan of the column for long digit runs, then one orjson pass. A column with a text orjson must
-    not read falls back to :func:`read_json` per text; a value that is not a text is kept as it is.
-    """
-    present = [text for text in texts if text is not None]
-    try:
-        joined = "\x00".join(present).encode("utf-8", "surrogatepass")
-    except TypeError:  # a value the driver gave as something other than text
-        return [read_json(value) if isinstance(value, str) else value for value in texts]
-    if not _has_long_digits(joined):
-        loads = orjson.loads
-        try:
-            if len(present) == len(texts):
-                return list(map(loads, texts))
-            return [None if text is None else loads(text) for text in texts]
-        except orjson.JSONDecodeError:
-            pass
-    return [None if text is None else read_json(text) for text in texts]
-
-
-def _json_as_text(cursor: Any, module: str) -> bool:
-    """
-    Have a PostgreSQL cursor give json/jsonb as text, for :func:`read_json_column`.
-
-    The drivers' own json loaders call ``json.loads`` once per value; text comes from their C loaders.
-    :return: whether the cursor now gives json/jsonb as text.
+    The values (also inside arrays and composites) are those of the drivers' ``json.loads`` loaders.
     """
     try:
         if module.startswith("psycopg2"):
-            import psycopg2.extensions
+            import psycopg2.extensions as extensions
 
-            extensions = psycopg2.extensions
-            extensions.register_type(
-                extensions.new_type(tuple(_JSON_OIDS), "ENSO_JSON", lambda text, _: text), cursor
-            )
+            caster = extensions.new_type((114, 3802), "ENSO_JSON", _psycopg2_cast)
+            extensions.register_type(caster, cursor)
         else:
-            from psycopg.types.string import TextLoader
-
+            loader = _psycopg_loader()
             for name in ("json", "jsonb"):
-                cursor.adapters.register_loader(name, TextLoader)
-    except Exception:  # an unknown driver build keeps its own loaders, and its values
-        log.debug("json/jsonb keep the driver's loader on this cursor", exc_info=True)
-        return False
-    return True
+                cursor.adapters.register_loader(name, loader)
+    except Exception:  # an unknown driver build keeps its own loaders: the same values, slower
+        log.debug("json/jsonb keep the driver's own loader on this cursor", exc_info=True)
 
 
-def _read_json_columns(chunk: Sequence[Any], columns: Sequence[int], names: Sequence[str]) -> list[Any]:
-    """The chunk's rows with the json texts in ``columns`` (named ``names``) read as values."""
-    if set(map(type, chunk)) == {tuple}:
-        by_column = list(zip(*chunk, strict=True))
-        for index in columns:
-            by_column[index] = read_json_column(by_column[index])  # type: ignore[call-overload]
-        return list(zip(*by_column, strict=True))
-    # Rows of a cursor factory the connection set (dict rows, say): read them one at a time.
-    return [_read_json_row(row, columns, names) for row in chunk]
+def _psycopg2_cast(text: str | None, _cursor: Any) -> Any:
+    return None if text is None else read_json(text)
 
 
-def _read_json_row(row: Any, columns: Sequence[int], names: Sequence[str]) -> Any:
-    if isinstance(row, Mapping):
-        read = dict(row)
-        for index in columns:
-            if isinstance(read.get(names[index]), str):
-                read[names[index]] = read_json(read[names[index]])
-        return read
-    values = list(row)
-    for index in columns:
-        if isinstance(values[index], str):
-            values[index] = read_json(values[index])
-    return tuple(values)
+@functools.cache
+def _psycopg_loader() -> type:
+    from psycopg.adapt import Loader
+
+    class ReadJson(Loader):
+        """psycopg's text json/jsonb loader, reading with :func:`read_json` and no frame of its own."""
+
+        load = staticmethod(read_json)  # type: ignore[assignment]
+
+    return ReadJson
 
 
 class SqlChunks:
@@ -180,7 +136,7 @@ class SqlChunks:
 
     def __iter__(self) -> Iterator[Sequence[Sequence[Any]]]:
         with closing(self.hook.get_conn()) as conn:
-            cursor, json_as_text = self._cursor(conn)
+            cursor = self._cursor(conn)
             try:
                 if self.parameters is None:
                     cursor.execute(self.sql)
@@ -194,14 +150,12 @@ class SqlChunks:
                 if cursor.description is None:
                     raise ValueError("the SQL source ran a statement that returns no rows (not a SELECT?)")
                 self.columns = [str(col[0]) for col in cursor.description]
-                types = [col[1] for col in cursor.description] if json_as_text else []
-                json_columns = [index for index, code in enumerate(types) if code in _JSON_OIDS]
                 while True:
                     if chunk is None:
                         chunk = cursor.fetchmany(self.fetch_size)
                     if not chunk:
                         break
-                    yield _read_json_columns(chunk, json_columns, self.columns) if json_columns else chunk
+                    yield chunk
                     chunk = None
             finally:
                 with suppress(Exception):
@@ -210,24 +164,24 @@ class SqlChunks:
                 with suppress(Exception):
                     conn.rollback()
 
-    def _cursor(self, conn: Any) -> tuple[Any, bool]:
-        """The cursor that streams this driver's result, and whether it gives json/jsonb as text."""
+    def _cursor(self, conn: Any) -> Any:
         module = type(conn).__module__
         if module.startswith(("psycopg2", "psycopg")):
             # A named cursor keeps the result on the server; itersize is its per-round-trip fetch.
             cursor = conn.cursor(name=f"enso_stream_{uuid.uuid4().hex[:12]}")
             with suppress(AttributeError):
                 cursor.itersize = self.fetch_size
-            return cursor, _json_as_text(cursor, module)
+            _read_json_with_driver(cursor, module)
+            return cursor
         if module.startswith("MySQLdb"):
             import MySQLdb.cursors
 
-            return conn.cursor(MySQLdb.cursors.SSCursor), False
+            return conn.cursor(MySQLdb.cursors.SSCursor)
         if module.startswith("pymysql"):
             import pymysql.cursors
 
-            return conn.cursor(pymysql.cursors.SSCursor), False
+            return conn.cursor(pymysql.cursors.SSCursor)
         if module.startswith("mysql.connector"):
-            return conn.cursor(buffered=False), False
+            return conn.cursor(buffered=False)
         # sqlite3 and most other drivers step through the result as fetchmany asks.
-        return conn.cursor(), False
+        return conn.cursor()

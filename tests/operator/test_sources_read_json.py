@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from enso_provider.sources import SqlChunks, read_json, read_json_column
+from enso_provider.sources import SqlChunks, read_json
 from tests.support import require_server
 
 TEXTS = [
@@ -40,26 +40,6 @@ def test_read_json_of_a_lone_surrogate_in_text_is_json_loads() -> None:
     assert same(read_json(text), json.loads(text))
 
 
-@pytest.mark.parametrize("bad", [None, *range(len(TEXTS))])
-def test_read_json_column_is_json_loads_of_each_text(bad: int | None) -> None:
-    # A column of ordinary texts, with at most one text that orjson must not read, and NULLs.
-    plain = [t.decode() for t in (TEXTS[0], TEXTS[8], TEXTS[7])] * 3
-    column: list[str | None] = [*plain, None, *plain]
-    if bad is not None:
-        column[4] = TEXTS[bad].decode()
-    got = read_json_column(column)
-    assert len(got) == len(column)
-    for value, text in zip(got, column, strict=True):
-        assert value is None if text is None else same(value, json.loads(text))
-
-
-def test_read_json_column_keeps_values_that_are_not_text() -> None:
-    parsed = {"already": "a value"}
-    assert read_json_column(['{"a": 1}', parsed, None]) == [{"a": 1}, parsed, None]
-    assert read_json_column([None, None]) == [None, None]
-    assert read_json_column([]) == []
-
-
 # -- through a real PostgreSQL cursor, with either driver ---------------------------------------------------
 
 ROWS = [
@@ -72,7 +52,11 @@ ROWS = [
     (6, TEXTS[4].decode(), "[0.1, 1E5, -0, 2.50]"),
     *[(7 + i, TEXTS[8].decode(), TEXTS[0].decode()) for i in range(7)],
 ]
-QUERY = "SELECT id, j, jb, jb->'sku' AS sku FROM enso_json_source ORDER BY id"
+# The arrays' elements come through the same loaders as the columns.
+QUERY = (
+    "SELECT id, j, jb, jb->'sku' AS sku, ARRAY[jb, '[1]'::jsonb] AS jba, ARRAY[j] AS ja"
+    " FROM enso_json_source ORDER BY id"
+)
 
 
 class ConnHook:
@@ -128,13 +112,21 @@ def test_sql_chunks_read_json_and_jsonb_as_the_driver_does(
     chunks = SqlChunks(ConnHook(connect), QUERY, fetch_size=fetch_size)
     got = [row for chunk in chunks for row in chunk]
     want = driver_rows(connect)
-    assert chunks.columns == ["id", "j", "jb", "sku"]
+    assert chunks.columns == ["id", "j", "jb", "sku", "jba", "ja"]
     assert len(got) == len(ROWS) == len(want)
     for row, expected in zip(got, want, strict=True):
         assert type(row) is tuple
         assert all(same(a, b) for a, b in zip(row, expected, strict=True)), (row, expected)
     assert isinstance(got[0][1], dict)
     assert isinstance(got[1][2]["big"], int)
+    assert isinstance(got[1][4][0]["big"], int)
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_sql_chunks_of_an_empty_result_have_its_columns(json_table: None, driver: str) -> None:
+    chunks = SqlChunks(ConnHook(connector(driver)), "SELECT id, jb FROM enso_json_source WHERE id < 0")
+    assert list(chunks) == []
+    assert chunks.columns == ["id", "jb"]
 
 
 def test_sql_chunks_read_json_in_dict_rows(json_table: None) -> None:
