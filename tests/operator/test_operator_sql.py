@@ -26,10 +26,13 @@ from tests.support import require_server
 pytestmark = pytest.mark.airflow_db
 
 DATABASES = ["sqlite", "postgres", "mariadb"]
+# PostgresHook takes psycopg 3 with SQLAlchemy 2 and psycopg2 otherwise (Airflow with SQLAlchemy 1.4,
+# or without psycopg installed); "postgres-psycopg2" runs the same table through psycopg2.
+SOURCES = [*DATABASES, "postgres-psycopg2"]
 
 
 def open_table(db: str, tmp_path: Path, days: int = 0) -> AbstractContextManager[UsageTable]:
-    if db == "postgres":
+    if db.startswith("postgres"):
         require_server("PostgreSQL", "127.0.0.1", 5432)
         return postgres_table(days)
     if db == "mariadb":
@@ -38,8 +41,12 @@ def open_table(db: str, tmp_path: Path, days: int = 0) -> AbstractContextManager
     return sqlite_table(tmp_path / "usage.sqlite", days)
 
 
-@pytest.fixture(params=DATABASES)
+@pytest.fixture(params=SOURCES)
 def usage(request, tmp_path, monkeypatch) -> Iterator[UsageTable]:
+    if request.param == "postgres-psycopg2":
+        from airflow.providers.postgres.hooks import postgres
+
+        monkeypatch.setattr(postgres, "USE_PSYCOPG3", False)
     with open_table(request.param, tmp_path) as table:
         monkeypatch.setenv("AIRFLOW_CONN_USAGE_DB", table.conn_json)
         yield table
