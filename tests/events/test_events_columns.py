@@ -18,7 +18,7 @@ from dateutil import tz as dateutil_tz
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enso_provider.events import Event, EventMapper, _mapper
+from enso_provider.events import Event, EventMapper, _columns, _mapper
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 COLUMNS = ["customer_entity_id", "metric", "value", "timestamp", "metadata", "units", "recorded_at", "region"]
@@ -192,6 +192,54 @@ def test_columns_of_plain_warehouse_values_are_encoded_column_wise(monkeypatch: 
     assert items[1].data.startswith(
         b'{"CustomerEntityId":"cust_2","metadata":{"recorded_at":null,"region":"us"'
     )
+
+
+DATETIME_ROWS = [
+    ("c", "m", 1, datetime(2024, 1, 1, 10, 0, 0, 5), None, 1, datetime(2024, 1, 1, 11, 0, 0, 120000), "eu"),
+    ("c", "m", 2, datetime(2261, 12, 31, 23, 59, 59, 999999), None, 1, datetime(1, 1, 1), "eu"),
+    ("c", "m", 3, datetime(2024, 1, 1, tzinfo=ZoneInfo("Etc/UTC")), None, 1, None, "eu"),
+]
+
+
+@pytest.mark.parametrize(
+    ("rows", "text"),
+    [
+        (DATETIME_ROWS[:2], b'"recorded_at":"2024-01-01T11:00:00.120000","region":"eu","units":1},'),
+        (DATETIME_ROWS[:2], b'"timestamp":"2024-01-01T10:00:00.000005Z"'),
+        (DATETIME_ROWS[2:], b'"timestamp":"2024-01-01T00:00:00Z"'),
+    ],
+)
+def test_datetimes_are_written_column_wise_as_the_row_loop_writes_them(
+    monkeypatch: pytest.MonkeyPatch, rows: list[tuple[Any, ...]], text: bytes
+) -> None:
+    """Naive (read as UTC) and aware timestamps, naive metadata datetimes: one orjson call per column."""
+    options = {"metadata_columns": ["units", "recorded_at", "region"]}
+    by_rows = list(EventMapper(**options).map(rows, columns=COLUMNS))
+    mapper = EventMapper(**options)
+    calls: list[Any] = []
+    monkeypatch.setattr(mapper, "_content", lambda *args: calls.append(args))
+    chunked = [item for chunk in mapper.map_chunks(rows, columns=COLUMNS) for item in chunk]
+    assert calls == []
+    assert chunked == by_rows
+    assert text in by_rows[0].data
+
+
+def test_this_orjson_writes_datetimes_as_the_row_loop() -> None:
+    """The import probe passes with the pinned orjson: the column path is on (else it is silently slow)."""
+    assert _columns.DATETIMES
+
+
+def test_without_the_datetime_probe_the_row_loop_maps_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_columns, "DATETIMES", False)
+    options = {"metadata_columns": ["units", "recorded_at", "region"]}
+    by_rows = list(EventMapper(**options).map(DATETIME_ROWS, columns=COLUMNS))
+    mapper = EventMapper(**options)
+    seen = mapper._content
+    calls: list[Any] = []
+    monkeypatch.setattr(mapper, "_content", lambda *args: calls.append(args) or seen(*args))
+    chunked = [item for chunk in mapper.map_chunks(DATETIME_ROWS, columns=COLUMNS) for item in chunk]
+    assert len(calls) == len(DATETIME_ROWS)
+    assert chunked == by_rows
 
 
 class _NoOffset(tzinfo):
