@@ -16,12 +16,14 @@ import re
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
+from contextlib import suppress
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import partial
 from itertools import accumulate, repeat
 from operator import attrgetter, is_, is_not
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
@@ -31,8 +33,8 @@ from enso_provider.events._timestamps import TIMESTAMP_MAX, TIMESTAMP_MIN, Times
 from enso_provider.events._values import INT64_MIN, UINT64_MAX
 
 _UTC = timezone.utc
-#: Zone names psycopg and others give UTC datetimes: their isoformat() already ends in "+00:00".
-_UTC_KEYS = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
+#: The zone types whose datetimes with a zero offset go to orjson as they are.
+_STDLIB_ZONES = (timezone, ZoneInfo)
 _NONE = type(None)
 #: The quoted texts' first bytes for the years of the range (the year alone decides it).
 _FIRST_YEAR, _LAST_YEAR = b'"%04d' % TIMESTAMP_MIN.year, b'"%04d' % TIMESTAMP_MAX.year
@@ -90,23 +92,38 @@ def _dump_or_empty(obj: dict[str, Any]) -> bytes:
 def _writes_datetimes_as_isoformat() -> bool:
     """
     Whether this orjson writes datetimes exactly as the row loop does: ``isoformat()``, and for UTC
-    (aware, or naive read as UTC) ``isoformat()`` of the naive time with ``Z``.
+    (aware with a zero offset, or naive read as UTC) ``isoformat()`` of the naive time with ``Z``.
     """
     naive = [
         datetime(1970, 1, 1),
         datetime(2024, 2, 29, 23, 59, 59, 5),
+        datetime(2024, 5, 1, 10, 0, 7),
+        datetime(2030, 1, 15, 8, 30),
         datetime(2024, 5, 1, 10, 0, 0, 120000, fold=1),
         datetime(2261, 12, 31, 23, 59, 59, 999999),
         datetime(1, 1, 1),
+        datetime(999, 3, 4, 5, 6, 7, 8),
         datetime(9999, 12, 31, 23, 59, 59, 999999),
     ]
-    aware = [moment.replace(tzinfo=_UTC) for moment in naive]
-    utc = orjson.dumps([moment.isoformat() + "Z" for moment in naive])
-    return (
-        orjson.dumps(naive) == orjson.dumps([moment.isoformat() for moment in naive])
-        and orjson.dumps(naive, option=_AS_UTC_Z) == utc
-        and orjson.dumps(aware, option=_AS_UTC_Z) == utc
-    )
+    zones: list[Any] = [_UTC]
+    with suppress(ZoneInfoNotFoundError):  # no zone database: psycopg then gives timezone.utc
+        zones += [ZoneInfo("Etc/UTC"), ZoneInfo("Europe/London")]  # London: a zero offset in winter
+    # (Years of standard time in London: it kept summer time in 1970 and had its own time in year 1.)
+    winter = [moment for moment in naive if moment.month in (1, 2, 12) and 2000 <= moment.year <= 2100]
+    try:
+        utc = orjson.dumps([moment.isoformat() + "Z" for moment in naive])
+        if orjson.dumps(naive) != orjson.dumps([moment.isoformat() for moment in naive]):
+            return False
+        if orjson.dumps(naive, option=_AS_UTC_Z) != utc:
+            return False
+        for zone in zones:
+            moments = winter if zone is not _UTC and zone.key == "Europe/London" else naive
+            aware = [moment.replace(tzinfo=zone) for moment in moments]
+            if orjson.dumps(aware, option=_AS_UTC_Z) != orjson.dumps([m.isoformat() + "Z" for m in moments]):
+                return False
+    except Exception:  # an orjson that cannot write these: the row loop writes every datetime
+        return False
+    return True
 
 
 #: Checked once at import: where orjson writes otherwise, every row is left to the row loop.
@@ -219,11 +236,14 @@ def timestamps(col: Sequence[Any], cache: TimestampTexts) -> list[Any] | None:
             return None
     elif None in zones:
         return None  # naive and aware in one column
-    elif not all(zone is _UTC or getattr(zone, "key", None) in _UTC_KEYS for zone in zones):
-        # A zone without an offset for a value is read in the mapper's zone: the row loop does it.
-        if None in map(datetime.utcoffset, present):
+    elif not all(zone is _UTC for zone in zones):
+        offsets = list(map(datetime.utcoffset, present))
+        if None in offsets:  # a zone without an offset for a value is read in the mapper's zone: the row loop
             return None
-        present = list(map(datetime.astimezone, present, repeat(_UTC)))
+        # orjson writes Z for a zero offset of a stdlib zone (psycopg's ZoneInfo; DATETIMES checks it);
+        # other offsets, and other libraries' zones, are converted first.
+        if any(offsets) or not all(type(zone) in _STDLIB_ZONES for zone in zones):
+            present = list(map(datetime.astimezone, present, repeat(_UTC)))
     return _gaps(_utc_texts(present), nones)
 
 

@@ -224,6 +224,49 @@ def test_datetimes_are_written_column_wise_as_the_row_loop_writes_them(
     assert text in by_rows[0].data
 
 
+class _NamedUtc(tzinfo):
+    """A zone named UTC whose offset is not zero: the name alone must not decide."""
+
+    key = "UTC"
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(hours=1)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "zone", [_NamedUtc(), ZoneInfo("Europe/London"), ZoneInfo("Etc/UTC"), dateutil_tz.tzutc()]
+)
+def test_zoned_timestamps_follow_their_offsets_not_their_names(zone: tzinfo) -> None:
+    rows = [
+        ("c", "m", 1, datetime(2024, 1, 1, 10, 0, 0, 5, tzinfo=zone), None, 1, None, "eu"),
+        ("c", "m", 2, datetime(2024, 2, 1, tzinfo=zone), None, 1, None, "eu"),
+    ]
+    by_rows = list(EventMapper().map(rows, columns=COLUMNS))
+    chunked = [item for chunk in EventMapper().map_chunks(rows, columns=COLUMNS) for item in chunk]
+    assert chunked == by_rows
+    hour = "09" if isinstance(zone, _NamedUtc) else "10"
+    assert f'"timestamp":"2024-01-01T{hour}:00:00.000005Z"'.encode() in by_rows[0].data
+
+
+def test_the_datetime_probe_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An orjson that writes datetimes otherwise (no Z, here) turns the column path off."""
+    real = _columns.orjson.dumps
+
+    class NoUtcZ:
+        OPT_UTC_Z = _columns.orjson.OPT_UTC_Z
+
+        @staticmethod
+        def dumps(obj: Any, option: int = 0) -> bytes:
+            return real(obj, option=option & ~NoUtcZ.OPT_UTC_Z)
+
+    assert _columns._writes_datetimes_as_isoformat()
+    monkeypatch.setattr(_columns, "orjson", NoUtcZ)
+    assert not _columns._writes_datetimes_as_isoformat()
+
+
 def test_this_orjson_writes_datetimes_as_the_row_loop() -> None:
     """The import probe passes with the pinned orjson: the column path is on (else it is silently slow)."""
     assert _columns.DATETIMES
