@@ -26,8 +26,9 @@ PROVIDED_BY_CALLER = {
     # The MySQL connection's own driver, imported only when the connection's cursor is one.
     "MySQLdb": "enso_provider/sources.py",
     "pymysql": "enso_provider/sources.py",
-    # The PostgreSQL connection's own driver (psycopg 3), asked to read JSON only when it is there.
+    # The PostgreSQL connection's own driver (psycopg 3 or psycopg2), asked to read JSON only on its cursor.
     "psycopg": "enso_provider/sources.py",
+    "psycopg2": "enso_provider/sources.py",
     # The connection form's widgets, asked for by Airflow's UI only.
     "wtforms": "enso_provider/hooks/form.py",
     # The opt-in pytest plugin, loaded by pytest only (pytest_plugins = [...]).
