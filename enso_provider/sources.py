@@ -71,7 +71,7 @@ def read_json(data: str | bytes | memoryview) -> Any:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(raw if type(data) is memoryview else data)
+    return json.loads(data if isinstance(data, str) else raw)
 
 
 def _read_json_with_driver(cursor: Any, module: str) -> None:

@@ -105,25 +105,27 @@ def _writes_datetimes_as_isoformat() -> bool:
         datetime(999, 3, 4, 5, 6, 7, 8),
         datetime(9999, 12, 31, 23, 59, 59, 999999),
     ]
-    zones: list[Any] = [_UTC]
+    # Naive ones read as UTC, and aware ones with a zero offset in each kind of zone (London in winter:
+    # not in 1970, when it kept summer time, nor in year 1, before standard time).
+    cases: list[tuple[Any, list[datetime]]] = [(None, naive), (_UTC, naive)]
     with suppress(ZoneInfoNotFoundError):  # no zone database: psycopg then gives timezone.utc
-        zones += [ZoneInfo("Etc/UTC"), ZoneInfo("Europe/London")]  # London: a zero offset in winter
-    # (Years of standard time in London: it kept summer time in 1970 and had its own time in year 1.)
-    winter = [moment for moment in naive if moment.month in (1, 2, 12) and 2000 <= moment.year <= 2100]
+        winter = [moment for moment in naive if moment.month in (1, 2, 12) and 2000 <= moment.year <= 2100]
+        cases += [(ZoneInfo("Etc/UTC"), naive), (ZoneInfo("Europe/London"), winter)]
     try:
-        utc = orjson.dumps([moment.isoformat() + "Z" for moment in naive])
-        if orjson.dumps(naive) != orjson.dumps([moment.isoformat() for moment in naive]):
+        if _quoted(naive) != [orjson.dumps(moment.isoformat()) for moment in naive]:
             return False
-        if orjson.dumps(naive, option=_AS_UTC_Z) != utc:
-            return False
-        for zone in zones:
-            moments = winter if zone is not _UTC and zone.key == "Europe/London" else naive
-            aware = [moment.replace(tzinfo=zone) for moment in moments]
-            if orjson.dumps(aware, option=_AS_UTC_Z) != orjson.dumps([m.isoformat() + "Z" for m in moments]):
+        for zone, moments in cases:
+            written = _quoted([moment.replace(tzinfo=zone) for moment in moments], _AS_UTC_Z)
+            if written != [orjson.dumps(moment.isoformat() + "Z") for moment in moments]:
                 return False
     except Exception:  # an orjson that cannot write these: the row loop writes every datetime
         return False
     return True
+
+
+def _quoted(moments: Sequence[datetime], option: int = 0) -> list[bytes]:
+    """The JSON strings orjson writes for ``moments``, one call for all (their text holds no comma)."""
+    return orjson.dumps(moments, option=option)[1:-1].split(b",") if moments else []
 
 
 #: Checked once at import: where orjson writes otherwise, every row is left to the row loop.
@@ -255,10 +257,8 @@ def _utc_texts(moments: Sequence[datetime]) -> list[Any]:
     One orjson call writes them all (about a quarter of ``isoformat`` per value); :data:`DATETIMES`
     holds that its text is the row loop's.
     """
-    if not moments:
-        return []
-    quoted = orjson.dumps(moments, option=_AS_UTC_Z)[1:-1].split(b",")
-    if min(quoted) >= _FIRST_YEAR and max(quoted)[:5] <= _LAST_YEAR:
+    quoted = _quoted(moments, _AS_UTC_Z)
+    if not quoted or (min(quoted) >= _FIRST_YEAR and max(quoted)[:5] <= _LAST_YEAR):
         return list(map(orjson.Fragment, quoted))
     return [None if q < _FIRST_YEAR or q[:5] > _LAST_YEAR else orjson.Fragment(q) for q in quoted]
 
@@ -299,8 +299,7 @@ def metadata_values(col: Sequence[Any]) -> list[Any]:
     """
     kinds, present, nones = _present(col)
     if kinds == {datetime} and all(map(_IS_NONE, map(_ZONE, present))):
-        quoted = orjson.dumps(present)[1:-1].split(b",") if present else []
-        return _gaps(list(map(orjson.Fragment, quoted)), nones)  # the Nones are metadata nulls
+        return _gaps(list(map(orjson.Fragment, _quoted(present))), nones)  # the Nones are metadata nulls
     return list(col)
 
 
